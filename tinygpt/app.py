@@ -1,0 +1,47 @@
+"""`tinygpt`: the Hydra entry point. Composes the config and hands it to the job that trains."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from tinygpt.config import register_configs
+from tinygpt.errors import TinyGPTError
+
+
+def config_dir() -> str:
+    """conf/ inside the installed wheel, else the repository's conf/ (editable install)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "conf"
+    return str(packaged if packaged.is_dir() else here.parent / "conf")
+
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
+def _main(cfg: DictConfig) -> float:
+    from tinygpt.train.job import run  # torch and mlflow load after composition: --help stays fast
+
+    try:
+        return run(cfg)
+    except TinyGPTError as e:
+        logging.getLogger("tinygpt").error("%s", e)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the sweep goes on and reports this job as failed
+        print(f"tinygpt: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    _main()
+
+
+if __name__ == "__main__":
+    main()

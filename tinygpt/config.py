@@ -1,0 +1,129 @@
+"""Dataclass schemas for every config group, registered in Hydra's ConfigStore.
+
+Each YAML option under ``conf/<group>/`` starts its defaults list with ``base_<group>``, so a typo
+(``model.n_layer=4``) or a wrong type (``model.d_model=wide``) fails at compose time with Hydra's
+own message, before anything is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class ModelConfig:
+    d_model: int = MISSING
+    n_layers: int = MISSING
+    n_heads: int = MISSING
+    context: int = MISSING
+    dropout: float = 0.0
+    bias: bool = True
+    # Filled from the tokenizer at run time; set it only to force a larger embedding table.
+    vocab_size: int | None = None
+
+
+@dataclass
+class DataConfig:
+    # The corpus: any callable returning a list of documents (``tinygpt.data.corpora``).
+    corpus: Any = MISSING
+    # Where a file-based corpus lives (a path or a list of paths); corpora read it as ${..path}.
+    path: Any = None
+    # The tokenizer factory: called with the training documents (``tinygpt.data.tokenizers``).
+    tokenizer: Any = MISSING
+    fraction: float = 1.0
+    max_samples: int | None = None
+    # Which documents a fraction keeps; nested across fractions for the same value.
+    subset_seed: int = "${seed}"  # type: ignore[assignment]
+    cache_dir: str = "${oc.env:TINYGPT_CACHE,${oc.env:HOME}/.cache/tinygpt}"
+
+
+@dataclass
+class OptimizerConfig:
+    # The torch.optim class and its algorithm-specific arguments (betas, momentum, ...).
+    impl: Any = MISSING
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 20
+    # Cosine decay ends at lr * min_lr_ratio.
+    min_lr_ratio: float = 0.1
+    grad_clip: float | None = 1.0
+    grad_accum: int = 1
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    mps = "mps"
+    cuda = "cuda"
+
+
+class Precision(str, Enum):
+    auto = "auto"  # bf16 autocast on cuda, fp32 elsewhere
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+@dataclass
+class HardwareConfig:
+    device: Device = Device.auto
+    precision: Precision = Precision.auto
+    tf32: bool = True
+    compile: bool = False
+    threads: int | None = None  # intra-op CPU threads; None = torch's default (all cores)
+
+
+@dataclass
+class SealConfig:
+    enabled: bool = False
+
+
+@dataclass
+class TrainingConfig:
+    batch_size: int = 32
+    # Run length as a token budget; steps = ceil(tokens / (batch_size * context * grad_accum)).
+    tokens: int | None = 1_000_000
+    # Overrides the token budget when set.
+    max_steps: int | None = None
+    eval_interval: int = 100
+    eval_batches: int = 20
+    log_interval: int = 10
+    save_interval: int = 500
+    resume: bool = False
+    # Checkpoint and stop after this step (a chunk of a longer run; continue with resume=true).
+    stop_at: int | None = None
+
+
+@dataclass
+class TrackingConfig:
+    # None: MLFLOW_TRACKING_URI, else MLflow's own default (sqlite:///mlflow.db in the cwd).
+    uri: str | None = None
+    experiment: str = "tinygpt"
+    run_name: str | None = None
+    enabled: bool = True
+
+
+@dataclass
+class Config:
+    model: ModelConfig = MISSING
+    data: DataConfig = MISSING
+    optimizer: OptimizerConfig = MISSING
+    hardware: HardwareConfig = MISSING
+    seal: SealConfig = MISSING
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    seed: int = 42
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    cs.store(group="model", name="base_model", node=ModelConfig)
+    cs.store(group="data", name="base_data", node=DataConfig)
+    cs.store(group="optimizer", name="base_optimizer", node=OptimizerConfig)
+    cs.store(group="hardware", name="base_hardware", node=HardwareConfig)
+    cs.store(group="seal", name="base_seal", node=SealConfig)

@@ -1,0 +1,1 @@
+"""Corpora, tokenizers, the document split and the token cache."""

@@ -1,0 +1,1 @@
+"""MLflow: run lifecycle, batched metrics, system tags."""

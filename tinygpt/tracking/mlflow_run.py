@@ -1,0 +1,200 @@
+"""One MLflow run: flattened params, buffered metrics written in batches, tags, artifacts, status.
+
+A single ``log_metric`` into the sqlite store costs about 20 ms, which would dominate a tiny
+model's step, so metrics are buffered and written with ``log_batch`` at flush points.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tinygpt.errors import TinyGPTError
+
+T = TypeVar("T")
+MAX_PARAMS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def resolve_uri(uri: str | None) -> str:
+    if uri:
+        return uri
+    import mlflow
+
+    # MLflow's own default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory.
+    return mlflow.get_tracking_uri()
+
+
+def _check_reachable(uri: str) -> None:
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
+    except (urllib.error.URLError, OSError) as e:
+        raise TinyGPTError(
+            f"tracking.uri={uri} is unreachable ({e}): start the server "
+            "(mlflow server --backend-store-uri ...), fix tracking.uri, or leave it unset to "
+            "use the local sqlite store"
+        ) from None
+
+
+def with_retry(fn: Callable[[], T], attempts: int = 8) -> T:
+    """Retry sqlite lock contention from parallel jobs with exponential backoff."""
+    for i in range(attempts):
+        try:
+            return fn()
+        except Exception as e:  # MLflow wraps sqlite's OperationalError in several types
+            if "locked" not in str(e).lower() or i == attempts - 1:
+                raise
+            time.sleep(0.05 * 2**i)
+    raise AssertionError("unreachable")
+
+
+def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class Tracker:
+    """A run in an MLflow store; ``Tracker.disabled()`` gives one that records nothing."""
+
+    def __init__(self, client: Any | None, run_id: str | None, uri: str | None = None) -> None:
+        self.client, self.run_id, self.uri = client, run_id, uri
+        self._buffer: list[Any] = []
+        self.seconds = 0.0  # wall time spent writing to the store
+
+    @classmethod
+    def disabled(cls) -> Tracker:
+        return cls(None, None)
+
+    @property
+    def enabled(self) -> bool:
+        return self.client is not None
+
+    @classmethod
+    def open(
+        cls,
+        uri: str | None,
+        experiment: str,
+        run_name: str | None,
+        tags: Mapping[str, str],
+        run_id: str | None = None,
+        parent_run_id: str | None = None,
+    ) -> Tracker:
+        """Start a run (or reopen ``run_id`` when resuming); fails fast on a bad store."""
+        from mlflow.tracking import MlflowClient
+
+        uri = resolve_uri(uri)
+        _check_reachable(uri)
+        client = MlflowClient(tracking_uri=uri)
+        try:
+            exp_id = with_retry(lambda: ensure_experiment(client, experiment))
+        except TinyGPTError:
+            raise
+        except Exception as e:
+            raise TinyGPTError(
+                f"cannot open the MLflow store at {uri}: {str(e).splitlines()[0]} — point "
+                "tracking.uri at an MLflow store (sqlite:///path.db, http://host:port)"
+            ) from None
+        if run_id is not None:
+            with_retry(lambda: client.update_run(run_id, status="RUNNING"))
+        else:
+            all_tags = dict(tags)
+            if parent_run_id:
+                all_tags["mlflow.parentRunId"] = parent_run_id
+            run = with_retry(
+                lambda: client.create_run(exp_id, run_name=run_name, tags=all_tags)
+            )
+            run_id = run.info.run_id
+        return cls(client, run_id, uri)
+
+    def _timed(self, fn: Callable[[], T]) -> T:
+        t0 = time.perf_counter()
+        try:
+            return with_retry(fn)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for chunk in _chunks(items, MAX_PARAMS_PER_BATCH):
+            self._timed(lambda c=chunk: self.client.log_batch(self.run_id, params=c))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        self._timed(lambda: self.client.log_batch(self.run_id, tags=items))
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Buffered: nothing reaches the store until ``flush``."""
+        if not self.enabled:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._buffer += [Metric(k, float(v), now, step) for k, v in metrics.items()]
+
+    def flush(self) -> None:
+        if not self.enabled or not self._buffer:
+            return
+        pending, self._buffer = self._buffer, []
+        for chunk in _chunks(pending, MAX_METRICS_PER_BATCH):
+            self._timed(lambda c=chunk: self.client.log_batch(self.run_id, metrics=c))
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        if self.enabled and Path(path).exists():
+            self._timed(lambda: self.client.log_artifact(self.run_id, str(path), artifact_path))
+
+    def close(self, status: str) -> None:
+        """Flush and mark the run FINISHED, FAILED or KILLED; never loses buffered metrics."""
+        if not self.enabled:
+            return
+        try:
+            self.flush()
+        finally:
+            self._timed(lambda: self.client.set_terminated(self.run_id, status=status))
+
+
+def ensure_experiment(client: Any, name: str) -> str:
+    """Get or create the experiment; tolerate another process creating it at the same moment."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            return client.create_experiment(name)
+        except MlflowException:
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    if exp.lifecycle_stage == "deleted":
+        raise TinyGPTError(
+            f"experiment '{name}' is deleted in this store: restore it "
+            f"(mlflow experiments restore --experiment-id {exp.experiment_id}) or choose "
+            "another tracking.experiment"
+        )
+    return exp.experiment_id
+
+

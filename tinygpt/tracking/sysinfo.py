@@ -1,0 +1,48 @@
+"""Facts about the code and machine a run used, recorded as MLflow tags."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+from pathlib import Path
+
+import torch
+
+
+def _git(*args: str, cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def git_info(start: Path | None = None) -> dict[str, str]:
+    """Commit and dirty flag of the checkout holding the code (else the working directory)."""
+    for where in (Path(__file__).resolve().parent, start or Path.cwd()):
+        commit = _git("rev-parse", "HEAD", cwd=where)
+        if commit:
+            dirty = _git("status", "--porcelain", "--untracked-files=no", cwd=where)
+            return {"git_commit": commit, "git_dirty": str(bool(dirty)).lower()}
+    return {"git_commit": "unknown", "git_dirty": "unknown"}
+
+
+def system_tags(device: torch.device) -> dict[str, str]:
+    if device.type == "cuda":
+        device_name = torch.cuda.get_device_name(device)
+    else:
+        device_name = platform.processor() or platform.machine()
+    return {
+        "host": socket.gethostname(),
+        "device": device.type,
+        "device_name": device_name,
+        "cpu_count": str(os.cpu_count()),
+        "torch_version": torch.__version__,
+        "cuda_version": str(torch.version.cuda),
+        "python_version": platform.python_version(),
+        **git_info(),
+    }

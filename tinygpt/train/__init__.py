@@ -1,0 +1,1 @@
+"""Training: optimizer and schedule, checkpoints, evaluation and the loop."""

@@ -1,0 +1,162 @@
+"""One pre-training job: config -> data -> model -> MLflow run -> loop -> results.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from tinygpt import hardware
+from tinygpt.data.dataset import TokenData, prepare
+from tinygpt.data.tokenizers import save_tokenizer
+from tinygpt.errors import TinyGPTError
+from tinygpt.model import GPTConfig, TinyGPT
+from tinygpt.tracking.mlflow_run import Tracker, flatten
+from tinygpt.tracking.sysinfo import system_tags
+from tinygpt.train import checkpoint
+from tinygpt.train.loop import Paused, Trainer, _fixed_windows, evaluate
+
+log = logging.getLogger("tinygpt")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def validate(cfg: DictConfig) -> None:
+    m = cfg.model
+    if m.d_model % m.n_heads:
+        divisors = [h for h in range(1, min(m.d_model, 32) + 1) if m.d_model % h == 0]
+        raise TinyGPTError(
+            f"model.d_model={m.d_model} is not divisible by model.n_heads={m.n_heads}: "
+            f"choose n_heads from {divisors}"
+        )
+    for key in ("d_model", "n_layers", "n_heads", "context"):
+        if m[key] < 1:
+            raise TinyGPTError(f"model.{key}={m[key]} must be a positive integer")
+    if cfg.training.batch_size < 1 or cfg.optimizer.grad_accum < 1:
+        raise TinyGPTError("training.batch_size and optimizer.grad_accum must be at least 1")
+
+
+def build_model(cfg: DictConfig, vocab_size: int) -> TinyGPT:
+    m = cfg.model
+    return TinyGPT(
+        GPTConfig(
+            vocab_size=max(vocab_size, m.vocab_size or 0),
+            d_model=m.d_model,
+            n_layers=m.n_layers,
+            n_heads=m.n_heads,
+            context=m.context,
+            dropout=m.dropout,
+            bias=m.bias,
+        )
+    )
+
+
+def output_dir() -> Path:
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def results_of(trainer: Trainer, data: TokenData, cfg: DictConfig) -> dict[str, Any]:
+    s, model, rt = trainer.state, trainer.model, trainer.runtime
+    final = s.last_eval or evaluate(model, trainer.val_windows, cfg.training.batch_size, rt)
+    test = evaluate(model, _fixed_windows(data.splits["test"], cfg), cfg.training.batch_size, rt)
+    return {
+        "final_val_loss": final["loss"],
+        "final_val_perplexity": final["perplexity"],
+        "final_val_accuracy": final["accuracy"],
+        "best_val_loss": min(s.best_val, final["loss"]),
+        "test_loss": test["loss"],
+        "total_steps": s.step,
+        "tokens_seen": s.tokens_seen,
+        "parameters": model.num_parameters(),
+        "non_embedding_parameters": model.num_non_embedding_parameters(),
+        "flops_per_token": model.flops_per_token(),
+        "flops": model.flops_per_token() * s.tokens_seen,
+        "tokens_per_sec": s.tokens_seen / max(s.wall_seconds, 1e-9),
+        "wall_seconds": s.wall_seconds,
+        "tracking_seconds": trainer.tracker.seconds,
+    }
+
+
+def run(cfg: DictConfig) -> float:
+    """Train one model as configured; return its final validation loss (for sweepers)."""
+    validate(cfg)
+    seed_everything(cfg.seed)
+    runtime = hardware.resolve(cfg.hardware)
+    out = output_dir()
+
+    resume_from = checkpoint.newest(out) if cfg.training.resume else None
+    ckpt = checkpoint.load(resume_from) if resume_from else None
+    if cfg.training.resume and ckpt is None:
+        log.info("training.resume=true but no checkpoint in %s: starting from scratch", out)
+
+    t = cfg.tracking
+    tracker = (
+        Tracker.open(
+            t.uri, t.experiment, t.run_name or out.name, system_tags(runtime.device),
+            run_id=ckpt.get("mlflow_run_id") if ckpt else None,
+        )
+        if t.enabled
+        else Tracker.disabled()
+    )
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    status, trainer = "FAILED", None
+    try:
+        data = prepare(cfg.data, cfg.model.context)
+        save_tokenizer(data.tokenizer, out / "tokenizer.json")
+        model = build_model(cfg, data.tokenizer.vocab_size).to(runtime.device)
+        log.info(
+            "model: %s parameters, %s non-embedding; data: %s (cache %s)",
+            f"{model.num_parameters():,}", f"{model.num_non_embedding_parameters():,}",
+            data.describe(), "hit" if data.cache_hit else "written",
+        )
+        trainer = Trainer(cfg, model, data, runtime, tracker, out)
+        if ckpt is not None:
+            trainer.restore(ckpt)
+            log.info("resumed from %s at step %d", resume_from, trainer.state.step)
+        else:
+            tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+            tracker.set_tags(
+                {"seed": cfg.seed, "corpus_sha256": data.corpus_sha256,
+                 "precision": runtime.precision, "output_dir": str(out)}
+            )
+            tracker.log_artifact(data.tokenizer_path, "tokenizer")
+        trainer.fit()
+        results = results_of(trainer, data, cfg)
+        (out / "results.json").write_text(json.dumps(results, indent=2))
+        tracker.log_metrics(results, trainer.state.step)
+        tracker.log_artifact(out / "results.json")
+        tracker.log_artifact(out / ".hydra" / "config.yaml", "hydra")
+        log.info("results: %s", json.dumps(results))
+        status = "FINISHED"
+        return results["final_val_loss"]
+    except (KeyboardInterrupt, Paused) as e:
+        status = "KILLED"
+        if trainer is not None and not isinstance(e, Paused):
+            path = trainer.save(f"step_{trainer.state.step}.pt")
+            log.warning("interrupted at step %d; checkpoint %s", trainer.state.step, path)
+        if isinstance(e, Paused):
+            log.info("%s; continue with training.resume=true", e)
+            return float("nan")
+        raise
+    except Exception as e:
+        tracker.set_tags({"error": f"{type(e).__name__}: {e}"[:5000]})
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        tracker.close(status)
