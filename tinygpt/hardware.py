@@ -36,8 +36,10 @@ def resolve(cfg: DictConfig) -> Runtime:
     device = Device(cfg.device)
     if device is Device.auto:
         device = (
-            Device.cuda if torch.cuda.is_available()
-            else Device.mps if _mps_available()
+            Device.cuda
+            if torch.cuda.is_available()
+            else Device.mps
+            if _mps_available()
             else Device.cpu
         )
     if device is Device.cuda and not torch.cuda.is_available():

@@ -107,7 +107,7 @@ class TinyGPT(nn.Module):
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         T = idx.size(1)
-        if T > self.cfg.context:
+        if self.cfg.context < T:
             raise ValueError(f"sequence length {T} exceeds model.context={self.cfg.context}")
         pos = torch.arange(T, device=idx.device)
         x = self.drop(self.wte(idx) + self.wpe(pos))
@@ -135,7 +135,11 @@ class TinyGPT(nn.Module):
 
     @torch.no_grad()
     def generate(
-        self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
     ) -> torch.Tensor:
         for _ in range(max_new_tokens):
             logits, _ = self(idx[:, -self.cfg.context :])

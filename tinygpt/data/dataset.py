@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from tinygpt.data.tokenizers import Tokenizer, load_tokenizer, save_tokenizer
-from tinygpt.errors import TinyGPTError
+from tinygpt.errors import TinyGPTError, instantiate
 
 SPLITS = ("train", "val", "test")
 DOC_SEPARATOR = "\n\n"
@@ -137,7 +136,7 @@ def prepare(data_cfg: DictConfig, context: int) -> TokenData:
         if tok_path.exists():
             tok = load_tokenizer(tok_path)
         else:
-            # Fitted on the whole training split, not the subset: every fraction shares a vocabulary.
+            # Fitted on the whole training split, not the subset: fractions share a vocabulary.
             tok = instantiate(data_cfg.tokenizer)(split["train"])
             _atomic_write(tok_path, lambda p: save_tokenizer(tok, p))
         for s, docs_s in (("train", train), ("val", split["val"]), ("test", split["test"])):

@@ -1,4 +1,4 @@
-"""Tokenizers: fitted on the training documents, saved with every run, loadable without the corpus."""
+"""Tokenizers: fitted on training documents, saved with each run, loadable without the corpus."""
 
 from __future__ import annotations
 

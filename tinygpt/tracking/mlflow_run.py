@@ -117,9 +117,7 @@ class Tracker:
             all_tags = dict(tags)
             if parent_run_id:
                 all_tags["mlflow.parentRunId"] = parent_run_id
-            run = with_retry(
-                lambda: client.create_run(exp_id, run_name=run_name, tags=all_tags)
-            )
+            run = with_retry(lambda: client.create_run(exp_id, run_name=run_name, tags=all_tags))
             run_id = run.info.run_id
         return cls(client, run_id, uri)
 
@@ -196,5 +194,3 @@ def ensure_experiment(client: Any, name: str) -> str:
             "another tracking.experiment"
         )
     return exp.experiment_id
-
-

@@ -48,5 +48,7 @@ def newest(directory: Path) -> Path | None:
     """final.pt if the run finished, else the step_<N>.pt with the largest N."""
     if (directory / "final.pt").exists():
         return directory / "final.pt"
-    steps = [(int(m.group(1)), p) for p in directory.glob("step_*.pt") if (m := _STEP.search(p.name))]
+    steps = [
+        (int(m.group(1)), p) for p in directory.glob("step_*.pt") if (m := _STEP.search(p.name))
+    ]
     return max(steps)[1] if steps else None

@@ -93,12 +93,16 @@ def results_of(trainer: Trainer, data: TokenData, cfg: DictConfig) -> dict[str, 
     }
 
 
-def run(cfg: DictConfig) -> float:
-    """Train one model as configured; return its final validation loss (for sweepers)."""
+def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
+    """Train one model as configured; return its final validation loss (for sweepers).
+
+    ``out_dir`` defaults to Hydra's run directory; pass one to call this outside a Hydra app.
+    """
     validate(cfg)
     seed_everything(cfg.seed)
     runtime = hardware.resolve(cfg.hardware)
-    out = output_dir()
+    out = out_dir or output_dir()
+    out.mkdir(parents=True, exist_ok=True)
 
     resume_from = checkpoint.newest(out) if cfg.training.resume else None
     ckpt = checkpoint.load(resume_from) if resume_from else None
@@ -108,7 +112,10 @@ def run(cfg: DictConfig) -> float:
     t = cfg.tracking
     tracker = (
         Tracker.open(
-            t.uri, t.experiment, t.run_name or out.name, system_tags(runtime.device),
+            t.uri,
+            t.experiment,
+            t.run_name or out.name,
+            system_tags(runtime.device),
             run_id=ckpt.get("mlflow_run_id") if ckpt else None,
         )
         if t.enabled
@@ -122,8 +129,10 @@ def run(cfg: DictConfig) -> float:
         model = build_model(cfg, data.tokenizer.vocab_size).to(runtime.device)
         log.info(
             "model: %s parameters, %s non-embedding; data: %s (cache %s)",
-            f"{model.num_parameters():,}", f"{model.num_non_embedding_parameters():,}",
-            data.describe(), "hit" if data.cache_hit else "written",
+            f"{model.num_parameters():,}",
+            f"{model.num_non_embedding_parameters():,}",
+            data.describe(),
+            "hit" if data.cache_hit else "written",
         )
         trainer = Trainer(cfg, model, data, runtime, tracker, out)
         if ckpt is not None:
@@ -132,8 +141,12 @@ def run(cfg: DictConfig) -> float:
         else:
             tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
             tracker.set_tags(
-                {"seed": cfg.seed, "corpus_sha256": data.corpus_sha256,
-                 "precision": runtime.precision, "output_dir": str(out)}
+                {
+                    "seed": cfg.seed,
+                    "corpus_sha256": data.corpus_sha256,
+                    "precision": runtime.precision,
+                    "output_dir": str(out),
+                }
             )
             tracker.log_artifact(data.tokenizer_path, "tokenizer")
         trainer.fit()

@@ -29,7 +29,7 @@ from tinygpt.train.optim import build_optimizer, build_scheduler
 EVAL_SEED = 1234  # the same validation windows for every run and every evaluation
 
 
-class Paused(Exception):  # noqa: N818 - a state, not an error
+class Paused(Exception):
     """``training.stop_at`` reached: the run is checkpointed and can be resumed."""
 
 
@@ -176,8 +176,12 @@ class Trainer:
         t, s = self.cfg.training, self.state
         tokens_per_step = t.batch_size * self.cfg.model.context * self.cfg.optimizer.grad_accum
         bar = tqdm(
-            total=self.total, initial=s.step, desc="train", unit="step",
-            disable=not sys.stderr.isatty(), dynamic_ncols=True,
+            total=self.total,
+            initial=s.step,
+            desc="train",
+            unit="step",
+            disable=not sys.stderr.isatty(),
+            dynamic_ncols=True,
         )
         self.model.train()
         window_loss = torch.zeros((), device=self.runtime.device)

@@ -6,9 +6,10 @@ import math
 from functools import partial
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
+
+from tinygpt.errors import instantiate
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

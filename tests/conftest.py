@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from tinygpt.app import config_dir
+
+# A model and run small enough for a unit test on two CPU cores.
+TINY = [
+    "model=d32",
+    "model.n_layers=1",
+    "model.context=32",
+    "training.batch_size=8",
+    "training.max_steps=20",
+    "training.eval_interval=10",
+    "training.eval_batches=2",
+    "training.log_interval=5",
+]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("token-cache")
+
+
+@pytest.fixture
+def make_cfg(cache_dir: Path) -> Callable[..., DictConfig]:
+    def _make(*overrides: str) -> DictConfig:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            return compose(
+                "config",
+                overrides=[
+                    f"data.cache_dir={cache_dir}",
+                    "tracking.enabled=false",
+                    *TINY,
+                    *overrides,
+                ],
+            )
+
+    return _make
+
+
+@pytest.fixture
+def small_text(tmp_path: Path) -> Path:
+    """A small plain-text corpus: 400 paragraphs of simple sentences."""
+    words = [
+        "the",
+        "cat",
+        "sat",
+        "on",
+        "a",
+        "mat",
+        "and",
+        "then",
+        "a",
+        "dog",
+        "ran",
+        "to",
+        "the",
+        "red",
+        "house",
+        "by",
+        "the",
+        "old",
+        "tree",
+    ]
+    paras = []
+    for i in range(400):
+        sent = " ".join(words[(i * 7 + j) % len(words)] for j in range(12 + i % 9))
+        paras.append(f"{sent.capitalize()}. Paragraph {i} ends here.")
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n\n".join(paras), encoding="utf-8")
+    return path
+
+
+def tinygpt_cli(
+    *args: str, cwd: Path, cache_dir: Path, timeout: int = 300, app: str = "tinygpt.app"
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed entry point in a subprocess, as a user would."""
+    env = {**os.environ, "TINYGPT_CACHE": str(cache_dir), "HYDRA_FULL_ERROR": "0"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(
+        [sys.executable, "-m", app, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
