@@ -1,0 +1,99 @@
+import itertools
+import json
+import math
+
+import pytest
+import torch
+
+from tinygpt.errors import TinyGPTError
+from tinygpt.train import checkpoint
+from tinygpt.train.job import run
+from tinygpt.train.optim import lr_factor, param_groups
+
+
+def test_seed_gives_the_same_final_loss(make_cfg, tmp_path):
+    a = run(make_cfg("seed=3"), out_dir=tmp_path / "a")
+    b = run(make_cfg("seed=3"), out_dir=tmp_path / "b")
+    c = run(make_cfg("seed=4"), out_dir=tmp_path / "c")
+    assert a == b
+    assert a != c
+
+
+def test_fifty_steps_resume_fifty_equals_one_hundred(make_cfg, tmp_path):
+    steps = ["training.max_steps=100", "training.save_interval=1000", "model.dropout=0.1"]
+    full = run(make_cfg(*steps), out_dir=tmp_path / "full")
+    paused = run(make_cfg(*steps, "training.stop_at=50"), out_dir=tmp_path / "chunked")
+    assert math.isnan(paused)
+    assert checkpoint.newest(tmp_path / "chunked").name == "step_50.pt"
+    resumed = run(make_cfg(*steps, "training.resume=true"), out_dir=tmp_path / "chunked")
+    assert resumed == full
+    res = json.loads((tmp_path / "chunked" / "results.json").read_text())
+    assert res["total_steps"] == 100
+
+
+def test_results_and_checkpoints_are_complete(make_cfg, tmp_path):
+    run(make_cfg("training.save_interval=10"), out_dir=tmp_path)
+    res = json.loads((tmp_path / "results.json").read_text())
+    expected = {
+        "final_val_loss", "final_val_perplexity", "best_val_loss", "test_loss", "total_steps",
+        "tokens_seen", "parameters", "non_embedding_parameters", "flops", "tokens_per_sec",
+        "wall_seconds",
+    }  # fmt: skip
+    assert expected <= res.keys()
+    assert res["total_steps"] == 20 and res["tokens_seen"] == 20 * 8 * 32
+    assert res["flops"] == res["flops_per_token"] * res["tokens_seen"]
+    assert res["final_val_perplexity"] == pytest.approx(math.exp(res["final_val_loss"]))
+    names = {p.name for p in tmp_path.glob("*.pt")}
+    assert names == {"step_10.pt", "step_20.pt", "best.pt", "final.pt"}
+    ck = checkpoint.load(tmp_path / "final.pt")
+    assert {"model", "optimizer", "scheduler", "rng", "sampler", "tokenizer"} <= ck.keys()
+    assert (tmp_path / "tokenizer.json").exists()
+
+
+def test_token_budget_sets_the_number_of_steps(make_cfg, tmp_path):
+    run(make_cfg("training.max_steps=null", "training.tokens=4000"), out_dir=tmp_path)
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["total_steps"] == math.ceil(4000 / (8 * 32))
+
+
+@pytest.mark.parametrize("opt", ["adamw", "adam", "sgd"])
+def test_every_optimizer_trains(make_cfg, tmp_path, opt):
+    loss = run(make_cfg(f"optimizer={opt}", "optimizer.grad_accum=2"), out_dir=tmp_path)
+    assert loss < 4.0  # the uniform guess over ~66 characters is ln(66) = 4.19
+
+
+def test_divergence_stops_the_run_with_a_clear_error(make_cfg, tmp_path):
+    cfg = make_cfg("optimizer.lr=1e30", "optimizer.grad_clip=null", "optimizer.warmup_steps=1")
+    with pytest.raises(TinyGPTError, match="diverged"):
+        run(cfg, out_dir=tmp_path)
+
+
+def test_no_weight_decay_on_norms_biases_and_embeddings():
+    from tinygpt.model import GPTConfig, TinyGPT
+
+    model = TinyGPT(GPTConfig(vocab_size=20, d_model=16, n_layers=1, n_heads=2, context=8))
+    decay, no_decay = param_groups(model, 0.1)
+    assert all(p.dim() == 2 for p in decay["params"])
+    undecayed = {id(p) for p in no_decay["params"]}
+    assert id(model.wte.weight) in undecayed and id(model.wpe.weight) in undecayed
+    n = sum(p.numel() for g in (decay, no_decay) for p in g["params"])
+    assert n == model.num_parameters()
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    f = [lr_factor(s, warmup=10, total=100, floor=0.1) for s in range(120)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in itertools.pairwise(f[10:101]))
+    assert f[100] == pytest.approx(0.1) and f[119] == pytest.approx(0.1)
+
+
+def test_bf16_autocast_path_runs_on_cpu(make_cfg, tmp_path):
+    loss = run(make_cfg("hardware=cpu", "hardware.precision=bf16"), out_dir=tmp_path)
+    assert math.isfinite(loss)
+
+
+def test_asking_for_cuda_without_one_is_a_clear_error(make_cfg, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(TinyGPTError, match="hardware=cpu"):
+        run(make_cfg("hardware=cuda"), out_dir=tmp_path)
