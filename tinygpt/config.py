@@ -105,6 +105,9 @@ class TrackingConfig:
     experiment: str = "tinygpt"
     run_name: str | None = None
     enabled: bool = True
+    # Re-running a sweep skips jobs whose FINISHED run (same config hash) is in the store and
+    # resumes interrupted ones from their newest checkpoint.
+    skip_finished: bool = True
 
 
 @dataclass

@@ -113,7 +113,10 @@ def prepare(data_cfg: DictConfig, context: int) -> TokenData:
     tok_spec = json.dumps(OmegaConf.to_container(data_cfg.tokenizer, resolve=True), sort_keys=True)
     root = Path(data_cfg.cache_dir).expanduser() / _sha(corpus_sha256 + tok_spec)[:24]
     root.mkdir(parents=True, exist_ok=True)
-    subset = f"{data_cfg.subset_seed}-{data_cfg.fraction}-{data_cfg.max_samples}"
+    # The whole training split needs no seeded order: one cache file serves every seed.
+    whole = data_cfg.fraction == 1.0 and data_cfg.max_samples is None
+    subset_seed = 0 if whole else data_cfg.subset_seed
+    subset = f"{subset_seed}-{data_cfg.fraction}-{data_cfg.max_samples}"
     files = {
         "train": root / f"train-{_sha(subset)[:16]}.bin",
         "val": root / "val.bin",
@@ -123,9 +126,7 @@ def prepare(data_cfg: DictConfig, context: int) -> TokenData:
     hit = tok_path.exists() and all(f.exists() for f in files.values())
 
     split = split_documents(docs)
-    train = select_training(
-        split["train"], data_cfg.fraction, data_cfg.max_samples, data_cfg.subset_seed
-    )
+    train = select_training(split["train"], data_cfg.fraction, data_cfg.max_samples, subset_seed)
     for s in SPLITS:
         if not split[s]:
             raise TinyGPTError(

@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,6 +71,45 @@ def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
         yield items[i : i + size]
 
 
+@dataclass(frozen=True)
+class Store:
+    """A connected MLflow store and the experiment runs go to."""
+
+    client: Any
+    experiment_id: str
+    uri: str
+
+    @classmethod
+    def connect(cls, uri: str | None, experiment: str) -> Store:
+        """Fail fast, with a clear message, on an unreachable server or a foreign store."""
+        from mlflow.tracking import MlflowClient
+
+        uri = resolve_uri(uri)
+        _check_reachable(uri)
+        client = MlflowClient(tracking_uri=uri)
+        try:
+            exp_id = with_retry(lambda: ensure_experiment(client, experiment))
+        except TinyGPTError:
+            raise
+        except Exception as e:
+            raise TinyGPTError(
+                f"cannot open the MLflow store at {uri}: {str(e).splitlines()[0]} — point "
+                "tracking.uri at an MLflow store (sqlite:///path.db, http://host:port)"
+            ) from None
+        return cls(client, exp_id, uri)
+
+    def find_runs(self, filter_string: str) -> list[Any]:
+        """Runs of the experiment matching an MLflow filter string, newest first."""
+        return with_retry(
+            lambda: self.client.search_runs(
+                [self.experiment_id],
+                filter_string=filter_string,
+                order_by=["attributes.start_time DESC"],
+                max_results=10000,
+            )
+        )
+
+
 class Tracker:
     """A run in an MLflow store; ``Tracker.disabled()`` gives one that records nothing."""
 
@@ -87,39 +127,29 @@ class Tracker:
         return self.client is not None
 
     @classmethod
-    def open(
+    def start(
         cls,
-        uri: str | None,
-        experiment: str,
+        store: Store,
         run_name: str | None,
         tags: Mapping[str, str],
         run_id: str | None = None,
         parent_run_id: str | None = None,
     ) -> Tracker:
-        """Start a run (or reopen ``run_id`` when resuming); fails fast on a bad store."""
-        from mlflow.tracking import MlflowClient
-
-        uri = resolve_uri(uri)
-        _check_reachable(uri)
-        client = MlflowClient(tracking_uri=uri)
-        try:
-            exp_id = with_retry(lambda: ensure_experiment(client, experiment))
-        except TinyGPTError:
-            raise
-        except Exception as e:
-            raise TinyGPTError(
-                f"cannot open the MLflow store at {uri}: {str(e).splitlines()[0]} — point "
-                "tracking.uri at an MLflow store (sqlite:///path.db, http://host:port)"
-            ) from None
+        """Start a run (or reopen ``run_id`` when resuming), nested under ``parent_run_id``."""
+        client = store.client
         if run_id is not None:
             with_retry(lambda: client.update_run(run_id, status="RUNNING"))
+            if parent_run_id:
+                with_retry(lambda: client.set_tag(run_id, "mlflow.parentRunId", parent_run_id))
         else:
             all_tags = dict(tags)
             if parent_run_id:
                 all_tags["mlflow.parentRunId"] = parent_run_id
-            run = with_retry(lambda: client.create_run(exp_id, run_name=run_name, tags=all_tags))
+            run = with_retry(
+                lambda: client.create_run(store.experiment_id, run_name=run_name, tags=all_tags)
+            )
             run_id = run.info.run_id
-        return cls(client, run_id, uri)
+        return cls(client, run_id, store.uri)
 
     def _timed(self, fn: Callable[[], T]) -> T:
         t0 = time.perf_counter()

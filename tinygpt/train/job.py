@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from tinygpt import hardware
@@ -19,7 +20,8 @@ from tinygpt.data.dataset import TokenData, prepare
 from tinygpt.data.tokenizers import save_tokenizer
 from tinygpt.errors import TinyGPTError
 from tinygpt.model import GPTConfig, TinyGPT
-from tinygpt.tracking.mlflow_run import Tracker, flatten
+from tinygpt.tracking.mlflow_run import Store, Tracker, flatten
+from tinygpt.tracking.sweep import config_hash, parent_run_id
 from tinygpt.tracking.sysinfo import system_tags
 from tinygpt.train import checkpoint
 from tinygpt.train.loop import Paused, Trainer, _fixed_windows, evaluate
@@ -93,6 +95,50 @@ def results_of(trainer: Trainer, data: TokenData, cfg: DictConfig) -> dict[str, 
     }
 
 
+def _hydra() -> Any:
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def open_tracking(
+    cfg: DictConfig, out: Path, runtime: hardware.Runtime, ckpt: dict[str, Any] | None
+) -> tuple[Tracker, dict[str, Any] | None, float | None]:
+    """Open the job's MLflow run: nested under its sweep, or skipped/resumed by config hash.
+
+    Returns the tracker, the checkpoint to resume from, and (for a job already FINISHED in the
+    store) its final loss instead of a tracker.
+    """
+    t = cfg.tracking
+    if not t.enabled:
+        return Tracker.disabled(), ckpt, None
+    store = Store.connect(t.uri, t.experiment)
+    hc = _hydra()
+    multirun = hc is not None and hc.mode == RunMode.MULTIRUN
+    parent = parent_run_id(hc.sweep.dir) if multirun else None
+    identity = config_hash(cfg)
+    run_id = ckpt.get("mlflow_run_id") if ckpt else None
+    if multirun and ckpt is None and t.skip_finished:
+        for previous in store.find_runs(f"tags.config_hash = '{identity}'"):
+            if previous.info.status == "FINISHED":
+                log.info(
+                    "skipped: run %s (%s) already FINISHED with config hash %s",
+                    previous.info.run_id, previous.info.run_name, identity,
+                )  # fmt: skip
+                if parent:
+                    store.client.set_tag(previous.info.run_id, "mlflow.parentRunId", parent)
+                return Tracker.disabled(), None, previous.data.metrics.get("final_val_loss")
+            where = previous.data.tags.get("output_dir")
+            newest = checkpoint.newest(Path(where)) if where else None
+            if newest is not None:
+                log.info("resuming interrupted run %s from %s", previous.info.run_id, newest)
+                ckpt, run_id = checkpoint.load(newest), previous.info.run_id
+                break
+    name = t.run_name or (hc.job.override_dirname if multirun else None) or out.name
+    tags = {**system_tags(runtime.device), "config_hash": identity}
+    tracker = Tracker.start(store, name, tags, run_id=run_id, parent_run_id=parent)
+    tracker.set_tags({"output_dir": str(out)})
+    return tracker, ckpt, None
+
+
 def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
     """Train one model as configured; return its final validation loss (for sweepers).
 
@@ -109,18 +155,9 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
     if cfg.training.resume and ckpt is None:
         log.info("training.resume=true but no checkpoint in %s: starting from scratch", out)
 
-    t = cfg.tracking
-    tracker = (
-        Tracker.open(
-            t.uri,
-            t.experiment,
-            t.run_name or out.name,
-            system_tags(runtime.device),
-            run_id=ckpt.get("mlflow_run_id") if ckpt else None,
-        )
-        if t.enabled
-        else Tracker.disabled()
-    )
+    tracker, ckpt, skipped = open_tracking(cfg, out, runtime, ckpt)
+    if skipped is not None:
+        return skipped
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     status, trainer = "FAILED", None
     try:
@@ -145,7 +182,6 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
                     "seed": cfg.seed,
                     "corpus_sha256": data.corpus_sha256,
                     "precision": runtime.precision,
-                    "output_dir": str(out),
                 }
             )
             tracker.log_artifact(data.tokenizer_path, "tokenizer")

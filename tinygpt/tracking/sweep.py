@@ -1,0 +1,90 @@
+"""A ``--multirun`` sweep as one MLflow parent run, its jobs as nested children.
+
+The Hydra callback runs in the launching process before any job starts: it creates the experiment
+and the parent run once (so parallel jobs never race to create them), and hands the parent id to
+every job through the environment (inherited by joblib workers and SLURM jobs alike) and a file
+in the sweep directory. A failing job makes Hydra's sweeper raise before ``on_multirun_end``, so
+an exit hook closes the parent then, naming the failed children.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from tinygpt.tracking.mlflow_run import Store, Tracker
+
+PARENT_ENV = "TINYGPT_MLFLOW_PARENT_RUN_ID"
+PARENT_FILE = "mlflow_parent_run_id"
+log = logging.getLogger("tinygpt")
+
+# Settings that say where and how a job is recorded, not what it computes.
+_NOT_IDENTITY = ("tracking", "hydra")
+_NOT_IDENTITY_LEAVES = (("data", "cache_dir"), ("training", "resume"), ("training", "stop_at"))
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A job's identity: the resolved config minus output paths and tracking settings."""
+    tree = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(tree, dict)
+    for key in _NOT_IDENTITY:
+        tree.pop(key, None)
+    for group, leaf in _NOT_IDENTITY_LEAVES:
+        tree.get(group, {}).pop(leaf, None)
+    return hashlib.sha256(json.dumps(tree, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class MLflowSweepCallback(Callback):
+    def __init__(self) -> None:
+        self.tracker: Tracker | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        t = config.tracking
+        if not t.enabled:
+            return
+        sweep_dir = Path(config.hydra.sweep.dir).resolve()
+        grid = " ".join(config.hydra.overrides.task)
+        self.store = Store.connect(t.uri, t.experiment)
+        self.tracker = Tracker.start(
+            self.store,
+            t.run_name or f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",
+            {"sweep": "true", "sweep_dir": str(sweep_dir), "sweep_overrides": grid},
+        )
+        os.environ[PARENT_ENV] = self.tracker.run_id
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / PARENT_FILE).write_text(self.tracker.run_id)
+        atexit.register(self._close)
+        log.info("MLflow parent run %s for sweep %s", self.tracker.run_id, sweep_dir)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.tracker is None:
+            return
+        tracker, self.tracker = self.tracker, None
+        atexit.unregister(self._close)
+        os.environ.pop(PARENT_ENV, None)
+        children = self.store.find_runs(f"tags.mlflow.parentRunId = '{tracker.run_id}'")
+        failed = [c.info.run_name for c in children if c.info.status in ("FAILED", "KILLED")]
+        unfinished = [c for c in children if c.info.status == "RUNNING"]
+        if failed or unfinished:
+            tracker.set_tags({"failed_jobs": ", ".join(failed)})
+        tracker.close("FAILED" if failed or unfinished else "FINISHED")
+
+
+def parent_run_id(sweep_dir: str | None) -> str | None:
+    """The sweep's parent run, from the environment or the sweep directory's file."""
+    if os.environ.get(PARENT_ENV):
+        return os.environ[PARENT_ENV]
+    if sweep_dir and (Path(sweep_dir) / PARENT_FILE).exists():
+        return (Path(sweep_dir) / PARENT_FILE).read_text().strip()
+    return None
