@@ -46,8 +46,13 @@ def test_two_seed_multirun_gives_two_runs(tmp_path, cache_dir):
     proc = tinygpt_cli("-m", *TINY, "seed=1,2", cwd=tmp_path, cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr
     _, runs = runs_in(tmp_path)
-    assert sorted(r.data.params["seed"] for r in runs) == ["1", "2"]
-    assert {r.info.status for r in runs} == {"FINISHED"}
+    parents = [r for r in runs if r.data.tags.get("sweep") == "true"]
+    children = [r for r in runs if r not in parents]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert "seed=1,2" in parents[0].data.tags["sweep_overrides"]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert sorted(c.data.params["seed"] for c in children) == ["1", "2"]
+    assert {c.info.status for c in children} == {"FINISHED"}
 
 
 @pytest.mark.parametrize(
