@@ -94,3 +94,16 @@ def tinygpt_cli(
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def sweep_store(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """A directory whose mlflow.db holds one small width sweep: 4 sizes x 2 seeds."""
+    cwd = tmp_path_factory.mktemp("sweep-store")
+    proc = tinygpt_cli(
+        "-m", "model=d32,d48,d64,d96", "seed=1,2", "model.context=32", "training.batch_size=8",
+        "training.max_steps=30", "training.eval_interval=30", "training.eval_batches=2",
+        cwd=cwd, cache_dir=cache_dir,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return cwd

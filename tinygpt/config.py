@@ -122,6 +122,46 @@ class Config:
     seed: int = 42
 
 
+@dataclass
+class MlflowSourceConfig:
+    _target_: str = "tinygpt.scaling.sources.from_mlflow"
+    uri: str | None = None
+    experiment: str = "tinygpt"
+    # A sweep's parent run id or name; null (and no filter) = the latest sweep.
+    sweep: str | None = None
+    # An MLflow filter string over the experiment's runs, instead of a sweep.
+    filter: str | None = None
+
+
+@dataclass
+class CsvSourceConfig:
+    _target_: str = "tinygpt.scaling.sources.from_csv"
+    path: str = MISSING
+    # Our names -> the CSV's column names; D = C/6N when D is absent, C = 6ND when C is.
+    columns: dict[str, Any] = field(
+        default_factory=lambda: {"N": "N", "D": "D", "C": "C", "loss": "loss", "seed": None,
+                                 "group": None}
+    )  # fmt: skip
+    drop_highest: int = 0
+
+
+@dataclass
+class FitConfig:
+    delta: float = 1e-3
+    bootstrap: int = 1000
+    bootstrap_seed: int = 0
+    l1: bool = True
+
+
+@dataclass
+class AnalyzeConfig:
+    source: Any = MISSING
+    fit: FitConfig = field(default_factory=FitConfig)
+    plots: bool = True
+    # Record the analysis as an MLflow run nested under the sweep it analysed.
+    log_to_mlflow: bool = True
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
@@ -130,3 +170,6 @@ def register_configs() -> None:
     cs.store(group="optimizer", name="base_optimizer", node=OptimizerConfig)
     cs.store(group="hardware", name="base_hardware", node=HardwareConfig)
     cs.store(group="seal", name="base_seal", node=SealConfig)
+    cs.store(name="base_analyze", node=AnalyzeConfig)
+    cs.store(group="source", name="base_mlflow", node=MlflowSourceConfig)
+    cs.store(group="source", name="base_csv", node=CsvSourceConfig)

@@ -1,0 +1,76 @@
+"""`tinygpt-analyze` on a real sweep in an MLflow store, and the notebook."""
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from mlflow.tracking import MlflowClient
+from nbclient import NotebookClient
+
+from tests.conftest import tinygpt_cli
+from tinygpt.scaling.sources import from_mlflow
+
+pytestmark = pytest.mark.slow
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "scaling_laws.ipynb"
+
+
+def test_table_from_the_latest_sweep(sweep_store):
+    table = from_mlflow(uri=f"sqlite:///{sweep_store / 'mlflow.db'}")
+    assert len(table) == 8
+    assert {"N", "D", "C", "loss", "seed", "model.d_model", "model.n_layers"} <= set(table)
+    assert "data.subset_seed" not in table and table["D"].nunique() == 1
+    assert table["C"].tolist() == pytest.approx((table["N"] * 0 + table["C"]).tolist())
+
+
+def test_analyze_app_fits_the_sweep_and_logs_a_linked_run(sweep_store, cache_dir, tmp_path):
+    uri = f"sqlite:///{sweep_store / 'mlflow.db'}"
+    proc = tinygpt_cli(
+        f"source.uri={uri}", "fit.bootstrap=100", cwd=tmp_path, cache_dir=cache_dir,
+        app="tinygpt.analyze",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "L(N): L(N) = " in proc.stdout and "L(N, D): skipped" in proc.stdout
+    (out,) = tmp_path.glob("analysis/*/*")
+    fit = json.loads((out / "fit.json").read_text())
+    assert fit["n_runs"] == 8 and fit["laws"]["L(N)"]["params"]["alpha"] > 0
+    assert (out / "scaling_N.png").exists() and (out / "scaling_model_d_model.png").exists()
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("tinygpt")
+    (analysis,) = client.search_runs([exp.experiment_id], "tags.kind = 'analysis'")
+    (parent,) = client.search_runs([exp.experiment_id], "tags.sweep = 'true'")
+    assert analysis.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert "L_N.alpha" in analysis.data.metrics
+    assert "fit.json" in {a.path for a in client.list_artifacts(analysis.info.run_id)}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["source.sweep=nope"], "no sweep named 'nope'"),
+        (["source.filter=\"params.seed = '99'\""], "no runs match filter"),
+    ],
+)
+def test_no_matching_runs_is_one_clear_message(sweep_store, cache_dir, tmp_path, args, message):
+    uri = f"sqlite:///{sweep_store / 'mlflow.db'}"
+    proc = tinygpt_cli(f"source.uri={uri}", *args, cwd=tmp_path, cache_dir=cache_dir,
+                       app="tinygpt.analyze")  # fmt: skip
+    assert proc.returncode == 2 and message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_notebook_runs_against_a_store(sweep_store, tmp_path):
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    os.environ["TINYGPT_STORE"] = f"sqlite:///{sweep_store / 'mlflow.db'}"
+    os.environ["TINYGPT_NOTEBOOK_OUT"] = str(tmp_path / "nb-out")
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()  # fmt: skip
+    finally:
+        os.environ.pop("TINYGPT_STORE")
+        os.environ.pop("TINYGPT_NOTEBOOK_OUT")
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert (tmp_path / "nb-out" / "fit.json").exists()

@@ -1,0 +1,84 @@
+"""`tinygpt-analyze`: the Hydra app that fits scaling laws to runs and writes the evidence."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from tinygpt.app import config_dir
+from tinygpt.config import register_configs
+from tinygpt.errors import TinyGPTError, instantiate
+from tinygpt.scaling.report import Analysis
+
+log = logging.getLogger("tinygpt.analyze")
+register_configs()
+
+
+def _log_to_mlflow(cfg: DictConfig, analysis: Analysis, paths: list[Path]) -> str | None:
+    from tinygpt.tracking.mlflow_run import Store, Tracker, flatten
+
+    sweep_id = analysis.table.attrs.get("sweep_run_id")
+    store = Store.connect(cfg.source.uri, cfg.source.experiment)
+    name = f"analysis of {analysis.table.attrs.get('source')}"[:250]
+    tracker = Tracker.start(store, name, {"kind": "analysis"}, parent_run_id=sweep_id)
+    try:
+        tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+        metrics = {}
+        for law_name, law in analysis.laws.items():
+            key = law_name.replace("(", "_").replace(")", "").replace(", ", "_").replace(" ", "_")
+            metrics |= {f"{key}.{p}": v for p, v in law.params.items()}
+            metrics[f"{key}.r2_log"] = law.r2
+        tracker.log_metrics(metrics, 0)
+        for p in paths:
+            tracker.log_artifact(p)
+    finally:
+        tracker.close("FINISHED")
+    return tracker.run_id
+
+
+def run(cfg: DictConfig, out: Path) -> None:
+    from tinygpt.scaling.laws import FitSettings
+    from tinygpt.scaling.report import analyze, write
+
+    table = instantiate(cfg.source)
+    analysis = analyze(table, FitSettings(**cfg.fit))
+    paths = write(analysis, out, plots=cfg.plots)
+    print(f"{len(analysis.table)} runs from {table.attrs.get('source')}")
+    for name, law in analysis.laws.items():
+        ci = law.to_dict().get("bootstrap", {}).get("ci95", {})
+        bands = ", ".join(f"{p} ∈ [{lo:.4g}, {hi:.4g}]" for p, (lo, hi) in ci.items())
+        print(
+            f"  {name}: {law.formula()}   R²(log) = {law.r2:.4f}"
+            + (f"\n    95% CI: {bands}" if bands else "")
+        )
+        for w in law.warnings:
+            print(f"    warning: {w}")
+    for name, why in analysis.skipped.items():
+        print(f"  {name}: skipped ({why})")
+    if cfg.log_to_mlflow and "sweep_run_id" in table.attrs:
+        run_id = _log_to_mlflow(cfg, analysis, paths)
+        print(f"MLflow run: {run_id}")
+    print(f"plots, points.csv and fit.json in {out}")
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="analyze")
+def _main(cfg: DictConfig) -> None:
+    try:
+        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except TinyGPTError as e:
+        log.error("%s", e)
+        print(f"tinygpt-analyze: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    _main()
+
+
+if __name__ == "__main__":
+    main()

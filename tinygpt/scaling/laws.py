@@ -1,0 +1,174 @@
+"""Scaling laws fitted to a table of runs: one-variable laws, the joint L(N, D), CIs, allocation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tinygpt.errors import TinyGPTError
+from tinygpt.scaling.fit import HUBER_DELTA, Problem, bootstrap, fit, fit_l1
+
+
+@dataclass
+class FitSettings:
+    delta: float = HUBER_DELTA
+    bootstrap: int = 1000
+    bootstrap_seed: int = 0
+    l1: bool = True
+
+
+@dataclass
+class Law:
+    """A fitted law: named parameters, their bootstrap spread, goodness of fit, warnings."""
+
+    name: str
+    variables: list[str]
+    with_e: bool
+    theta: np.ndarray
+    objective: float
+    n_points: int
+    r2: float
+    rmse: float
+    residuals: np.ndarray
+    boot: np.ndarray | None = None
+    l1_theta: np.ndarray | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def param_names(self) -> list[str]:
+        k = len(self.variables)
+        coefs = ["A", "B", "C"][:k] if k > 1 else ["A"]
+        exps = ["alpha", "beta", "gamma"][:k] if k > 1 else ["alpha"]
+        return [*coefs, *exps, *(["E"] if self.with_e else [])]
+
+    def natural(self, theta: np.ndarray) -> np.ndarray:
+        """θ (log A, α, log E) -> (A, α, E); works on (p,) or (B, p)."""
+        out = np.array(theta, dtype=np.float64)
+        k = len(self.variables)
+        out[..., :k] = np.exp(out[..., :k])
+        if self.with_e:
+            out[..., 2 * k] = np.exp(out[..., 2 * k])
+        return out
+
+    @property
+    def params(self) -> dict[str, float]:
+        return dict(zip(self.param_names(), map(float, self.natural(self.theta)), strict=True))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Loss at points ``x`` (n, k) in natural units."""
+        prob = Problem(np.log(np.atleast_2d(x)), np.zeros(len(np.atleast_2d(x))), self.with_e)
+        return np.exp(prob.predict(self.theta[None])[0])
+
+    def formula(self) -> str:
+        p = self.params
+        k = len(self.variables)
+        parts = [
+            f"{p[c]:.4g}/{v}^{p[e]:.4f}"
+            for c, e, v in zip(self.param_names()[:k], self.param_names()[k : 2 * k],
+                               self.variables, strict=True)
+        ]  # fmt: skip
+        if self.with_e:
+            parts.insert(0, f"{p['E']:.4f}")
+        return f"L({', '.join(self.variables)}) = " + " + ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "formula": self.formula(),
+            "variables": self.variables,
+            "params": self.params,
+            "objective": self.objective,
+            "n_points": self.n_points,
+            "r2_log": self.r2,
+            "rmse_log": self.rmse,
+            "warnings": self.warnings,
+        }
+        if self.boot is not None:
+            nat = self.natural(self.boot)
+            d["bootstrap"] = {
+                "n": len(nat),
+                "se": dict(zip(self.param_names(), nat.std(0, ddof=1).tolist(), strict=True)),
+                "ci95": {
+                    name: [float(np.percentile(nat[:, i], 2.5)),
+                           float(np.percentile(nat[:, i], 97.5))]
+                    for i, name in enumerate(self.param_names())
+                },
+            }  # fmt: skip
+        if self.l1_theta is not None:
+            d["l1_params"] = dict(
+                zip(self.param_names(), map(float, self.natural(self.l1_theta)), strict=True)
+            )
+        if len(self.variables) == 2 and self.with_e:
+            d["compute_optimal"] = compute_optimal(self.params)
+        return d
+
+
+def fit_law(
+    df: pd.DataFrame, variables: list[str], settings: FitSettings, with_e: bool = True,
+    loss: str = "loss",
+) -> Law:  # fmt: skip
+    """Fit ``loss ~ [E +] Σ A_j / X_j^α_j`` to the rows of ``df`` (one row per run)."""
+    data = df[[*variables, loss]].astype(float)
+    if data.isna().any().any() or not np.isfinite(data.to_numpy()).all():
+        raise TinyGPTError(
+            f"NaN or infinite values in {[*variables, loss]}: drop the runs that diverged"
+        )
+    if (data <= 0).any().any():
+        raise TinyGPTError(f"{[*variables, loss]} must be positive to fit a power law")
+    n_params = 2 * len(variables) + int(with_e)
+    if len(data) <= n_params:
+        raise TinyGPTError(
+            f"{len(data)} points cannot determine the {n_params} parameters of "
+            f"L({', '.join(variables)}): add runs (more sizes or seeds)"
+        )
+    problem = Problem(np.log(data[variables].to_numpy()), np.log(data[loss].to_numpy()), with_e,
+                      settings.delta)  # fmt: skip
+    best = fit(problem)
+    resid = problem.log_y - problem.predict(best.theta[None])[0]
+    ss_tot = ((problem.log_y - problem.log_y.mean()) ** 2).sum()
+    law = Law(
+        name=f"L({', '.join(variables)})" + ("" if with_e else " pure"),
+        variables=list(variables), with_e=with_e, theta=best.theta, objective=best.objective,
+        n_points=len(data), r2=float(1 - (resid**2).sum() / max(ss_tot, 1e-300)),
+        rmse=float(np.sqrt((resid**2).mean())), residuals=resid,
+    )  # fmt: skip
+    if settings.bootstrap > 0:
+        law.boot, _ = bootstrap(problem, best.theta, settings.bootstrap, settings.bootstrap_seed)
+    if settings.l1:
+        law.l1_theta = fit_l1(problem, best.theta).theta
+    return law
+
+
+def compute_optimal(p: dict[str, float]) -> dict[str, Any]:
+    """Chinchilla's allocation for C = 6ND: N_opt = G (C/6)^a, D_opt = G⁻¹ (C/6)^b."""
+    alpha, beta, A, B = p["alpha"], p["beta"], p["A"], p["B"]
+    a, b = beta / (alpha + beta), alpha / (alpha + beta)
+    G = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
+    budgets = [1e15, 1e18, 1e21, 1e24]
+    n_opt = [G * (c / 6) ** a for c in budgets]
+    d_opt = [(c / 6) ** b / G for c in budgets]
+    return {
+        "n_exponent": a,
+        "d_exponent": b,
+        "G": G,
+        "at": [
+            {"C": c, "N_opt": n, "D_opt": d, "tokens_per_parameter": d / n}
+            for c, n, d in zip(budgets, n_opt, d_opt, strict=True)
+        ],
+    }
+
+
+def protocol_warnings(df: pd.DataFrame, variable: str, seeds: pd.Series | None) -> list[str]:
+    """The checks a scaling study owes its reader, as warnings."""
+    out = []
+    if variable == "N" and df["N"].max() / df["N"].min() < 10:
+        out.append(
+            f"model sizes span only {df['N'].max() / df['N'].min():.1f}x in N (< 10x): "
+            "the exponent is poorly constrained"
+        )
+    if variable == "N" and "D" in df and df.groupby("N")["D"].mean().nunique() > 1:
+        out.append("token budgets differ across model sizes: L(N) mixes model and data scaling")
+    if seeds is not None and seeds.min() < 2:
+        out.append(f"some points have only {int(seeds.min())} seed (< 2): no error bars there")
+    return out

@@ -1,0 +1,110 @@
+"""The analysis as a Python API: a table of runs in, fitted laws and files out."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tinygpt.errors import TinyGPTError
+from tinygpt.scaling.laws import FitSettings, Law, fit_law, protocol_warnings
+
+log = logging.getLogger("tinygpt.analyze")
+BASE_COLUMNS = ["run_id", "N", "D", "C", "loss", "seed"]
+
+
+def settings_of(table: pd.DataFrame) -> list[str]:
+    """The swept settings: every column beyond the base ones."""
+    return [c for c in table.columns if c not in BASE_COLUMNS]
+
+
+def aggregate_seeds(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std and count of the loss over seeds of the same configuration."""
+    keys = settings_of(table) or ["N", "D"]
+    agg = table.groupby(keys, dropna=False).agg(
+        N=("N", "mean"), D=("D", "mean"), C=("C", "mean"),
+        loss_mean=("loss", "mean"), loss_std=("loss", "std"), seeds=("seed", "nunique"),
+    )  # fmt: skip
+    return agg.drop(columns=[k for k in keys if k in ("N", "D")], errors="ignore").reset_index()
+
+
+def _varies(table: pd.DataFrame, col: str, at_least: int = 3) -> bool:
+    values = pd.to_numeric(table[col], errors="coerce")
+    return bool(values.notna().all() and (values > 0).all() and values.nunique() >= at_least)
+
+
+@dataclass
+class Analysis:
+    table: pd.DataFrame
+    aggregated: pd.DataFrame
+    laws: dict[str, Law] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_runs": len(self.table),
+            "source": self.table.attrs.get("source"),
+            "laws": {name: law.to_dict() for name, law in self.laws.items()},
+            "skipped": self.skipped,
+        }
+
+
+def analyze(table: pd.DataFrame, settings: FitSettings | None = None) -> Analysis:
+    """Fit every law the table supports: L(X) for N, D, C and swept numeric settings; L(N, D)."""
+    settings = settings or FitSettings()
+    if table.empty:
+        raise TinyGPTError("no runs to analyse")
+    if not np.isfinite(table["loss"].astype(float)).all():
+        bad = int((~np.isfinite(table["loss"].astype(float))).sum())
+        log.warning("%d runs with a NaN/infinite loss are left out", bad)
+        table = table[np.isfinite(table["loss"].astype(float))]
+    agg = aggregate_seeds(table)
+    result = Analysis(table, agg)
+    seeds = agg["seeds"]
+    candidates = ["N", "D", "C"] + [c for c in settings_of(table) if c not in ("N", "D", "C")]
+    for x in candidates:
+        if x not in table or not _varies(table, x):
+            result.skipped[f"L({x})"] = f"{x} takes fewer than 3 distinct positive values"
+            continue
+        data = table.assign(**{x: pd.to_numeric(table[x])})
+        for with_e in (True, False):
+            try:
+                law = fit_law(data, [x], settings, with_e=with_e)
+            except TinyGPTError as e:
+                result.skipped[f"L({x})" + ("" if with_e else " pure")] = str(e)
+                continue
+            law.warnings = protocol_warnings(table, x, seeds)
+            result.laws[law.name] = law
+    if _varies(table, "N", 2) and _varies(table, "D", 2):
+        try:
+            law = fit_law(table, ["N", "D"], settings)
+            law.warnings = protocol_warnings(table, "N,D", seeds)
+            result.laws[law.name] = law
+        except TinyGPTError as e:
+            result.skipped["L(N, D)"] = str(e)
+    else:
+        result.skipped["L(N, D)"] = "needs at least 2 model sizes and 2 token budgets"
+    if not result.laws:
+        raise TinyGPTError(
+            "no law could be fitted: " + "; ".join(f"{k}: {v}" for k, v in result.skipped.items())
+        )
+    return result
+
+
+def write(analysis: Analysis, out: Path, plots: bool = True) -> list[Path]:
+    """points.csv, aggregated.csv, fit.json and the figures; returns the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "points.csv", out / "aggregated.csv", out / "fit.json"]
+    analysis.table.to_csv(paths[0], index=False)
+    analysis.aggregated.to_csv(paths[1], index=False)
+    paths[2].write_text(json.dumps(analysis.to_dict(), indent=2, default=float))
+    if plots:
+        from tinygpt.scaling import plots as figures
+
+        paths += figures.draw_all(analysis, out)
+    return paths

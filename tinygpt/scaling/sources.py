@@ -1,0 +1,139 @@
+"""Where runs come from: an MLflow store (a sweep, a filter, or the latest sweep) or any CSV.
+
+Every source returns one table, a row per run: N (non-embedding parameters), D (tokens seen),
+C (training FLOPs), loss (the FINAL validation loss), seed, and every setting that varies.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tinygpt.errors import TinyGPTError
+
+log = logging.getLogger("tinygpt.analyze")
+
+# Params that differ between runs without being an experimental setting.
+_NOT_SETTINGS = {"seed", "data.subset_seed", "data.cache_dir", "tracking.run_name"}
+
+
+def from_mlflow(
+    uri: str | None = None,
+    experiment: str = "tinygpt",
+    sweep: str | None = None,
+    filter: str | None = None,
+) -> pd.DataFrame:
+    """Runs of a sweep (parent run id or name; default: the latest sweep) or an MLflow filter."""
+    from tinygpt.tracking.mlflow_run import Store
+
+    store = Store.connect(uri, experiment)
+    parent_id = None
+    if filter:
+        runs = store.find_runs(filter)
+        where = f"filter {filter!r}"
+    else:
+        parents = store.find_runs("tags.sweep = 'true'")
+        if sweep:
+            parents = [p for p in parents if sweep in (p.info.run_id, p.info.run_name)]
+        if not parents:
+            raise TinyGPTError(
+                f"no sweep {'named ' + repr(sweep) + ' ' if sweep else ''}in experiment "
+                f"'{experiment}' at {store.uri}: run one (tinygpt -m ...) or pass "
+                'source.filter="<MLflow filter>"'
+            )
+        parent_id = parents[0].info.run_id
+        runs = store.find_runs(f"tags.mlflow.parentRunId = '{parent_id}'")
+        where = f"sweep {parents[0].info.run_name} ({parent_id})"
+    runs = [r for r in runs if r.data.tags.get("sweep") != "true"
+            and r.data.tags.get("kind") != "analysis"]  # fmt: skip
+    if not runs:
+        raise TinyGPTError(f"no runs match {where} in experiment '{experiment}'")
+    done = [r for r in runs if r.info.status == "FINISHED" and "final_val_loss" in r.data.metrics]
+    if len(done) < len(runs):
+        log.warning("%d of %d runs have no results (not FINISHED): left out",
+                    len(runs) - len(done), len(runs))  # fmt: skip
+    if not done:
+        raise TinyGPTError(f"none of the {len(runs)} runs of {where} finished with results")
+    rows = []
+    for r in done:
+        m = r.data.metrics
+        rows.append({
+            "run_id": r.info.run_id,
+            "N": m["non_embedding_parameters"],
+            "D": m["tokens_seen"],
+            "C": m["flops"],
+            "loss": m["final_val_loss"],
+            "seed": int(r.data.params.get("seed", 0)),
+            **{f"param:{k}": v for k, v in r.data.params.items()},
+        })  # fmt: skip
+    table = _keep_varying_settings(pd.DataFrame(rows))
+    table.attrs["sweep_run_id"] = parent_id
+    table.attrs["source"] = where
+    return table
+
+
+def _keep_varying_settings(df: pd.DataFrame) -> pd.DataFrame:
+    params = [c for c in df.columns if c.startswith("param:")]
+    keep = {}
+    for c in params:
+        name = c.removeprefix("param:")
+        if name in _NOT_SETTINGS or df[c].nunique(dropna=False) < 2:
+            continue
+        keep[name] = _numeric(df[c])
+    return pd.concat([df.drop(columns=params), pd.DataFrame(keep, index=df.index)], axis=1)
+
+
+def _numeric(col: pd.Series) -> pd.Series:
+    try:
+        return pd.to_numeric(col)
+    except (ValueError, TypeError):
+        return col
+
+
+def from_csv(
+    path: str,
+    columns: dict[str, str | None] | None = None,
+    drop_highest: int = 0,
+) -> pd.DataFrame:
+    """Any CSV: ``columns`` maps N, D, C, loss, seed, group to its column names.
+
+    D = C / 6N when D is not mapped, C = 6ND when C is not; ``drop_highest`` drops the k
+    highest-loss rows (the Chinchilla replication drops 5).
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise TinyGPTError(f"source.path={path}: no such CSV file")
+    raw = pd.read_csv(p)
+    cols = {"N": "N", "D": "D", "C": "C", "loss": "loss", "seed": None, "group": None}
+    cols.update(columns or {})
+    has = {k: bool(v) and v in raw.columns for k, v in cols.items()}
+    missing = [f"{k}→{cols[k]!r}" for k in ("N", "loss", "seed", "group") if cols[k] and not has[k]]
+    if not (has["D"] or has["C"]):
+        missing.append(f"D→{cols['D']!r} or C→{cols['C']!r}")
+    if missing:
+        raise TinyGPTError(
+            f"{p.name} lacks the mapped column(s) {', '.join(missing)}; it has "
+            f"{list(raw.columns)}: set source.columns.<name>=<column>"
+        )
+    out = pd.DataFrame({"N": raw[cols["N"]].astype(float), "loss": raw[cols["loss"]].astype(float)})
+    if has["D"]:
+        out["D"] = raw[cols["D"]].astype(float)
+    if has["C"]:
+        out["C"] = raw[cols["C"]].astype(float)
+    if "D" not in out:
+        out["D"] = out["C"] / (6 * out["N"])
+    if "C" not in out:
+        out["C"] = 6 * out["N"] * out["D"]
+    out["seed"] = raw[cols["seed"]] if has["seed"] else 0
+    if has["group"]:
+        out["group"] = raw[cols["group"]]
+    if drop_highest:
+        # The replication keeps row i iff loss[i] < sorted(loss)[-k].
+        out = out[out["loss"] < np.sort(out["loss"].to_numpy())[-drop_highest]]
+    out["run_id"] = [f"row{i}" for i in out.index]
+    out = out.reset_index(drop=True)
+    out.attrs["source"] = str(p)
+    return out
