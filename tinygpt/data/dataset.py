@@ -173,3 +173,36 @@ class BatchSampler:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state
+
+
+class DeviceBatches:
+    """Batches from a sampler on the training device.
+
+    On CUDA the windows go through two pinned host buffers and are copied with
+    ``non_blocking=True``, so the copy of one batch overlaps the previous step's compute; an event
+    per buffer keeps the host from overwriting a buffer whose copy has not run yet.
+    """
+
+    def __init__(self, sampler: BatchSampler, device: Any) -> None:
+        import torch
+
+        self.sampler, self.device = sampler, device
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            shape = (sampler.batch_size, sampler.context + 1)
+            self._host = [torch.empty(shape, dtype=torch.int64).pin_memory() for _ in range(2)]
+            self._done = [torch.cuda.Event() for _ in range(2)]
+            self._i = 0
+
+    def next(self) -> Any:
+        import torch
+
+        windows = self.sampler.windows(self.sampler.batch_size)
+        if not self.cuda:
+            return torch.from_numpy(windows)
+        i, self._i = self._i, self._i ^ 1
+        self._done[i].synchronize()
+        self._host[i].numpy()[:] = windows
+        batch = self._host[i].to(self.device, non_blocking=True)
+        self._done[i].record()
+        return batch

@@ -90,6 +90,7 @@ def results_of(trainer: Trainer, data: TokenData, cfg: DictConfig) -> dict[str, 
         "flops_per_token": model.flops_per_token(),
         "flops": model.flops_per_token() * s.tokens_seen,
         "tokens_per_sec": s.tokens_seen / max(s.wall_seconds, 1e-9),
+        "steady_tokens_per_sec": s.steady_tokens_per_sec,
         "wall_seconds": s.wall_seconds,
         "tracking_seconds": trainer.tracker.seconds,
     }
@@ -188,7 +189,7 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         trainer.fit()
         results = results_of(trainer, data, cfg)
         (out / "results.json").write_text(json.dumps(results, indent=2))
-        tracker.log_metrics(results, trainer.state.step)
+        tracker.log_metrics({k: v for k, v in results.items() if v is not None}, trainer.state.step)
         tracker.log_artifact(out / "results.json")
         tracker.log_artifact(out / ".hydra" / "config.yaml", "hydra")
         log.info("results: %s", json.dumps(results))

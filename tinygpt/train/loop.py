@@ -6,6 +6,7 @@ accelerator between steps.
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -18,7 +19,7 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from tinygpt.data.dataset import BatchSampler, TokenData
+from tinygpt.data.dataset import BatchSampler, DeviceBatches, TokenData
 from tinygpt.errors import TinyGPTError
 from tinygpt.hardware import Runtime
 from tinygpt.model import TinyGPT
@@ -26,6 +27,7 @@ from tinygpt.tracking.mlflow_run import Tracker
 from tinygpt.train import checkpoint
 from tinygpt.train.optim import build_optimizer, build_scheduler
 
+log = logging.getLogger("tinygpt")
 EVAL_SEED = 1234  # the same validation windows for every run and every evaluation
 
 
@@ -49,6 +51,8 @@ class LoopState:
     tokens_seen: int = 0
     best_val: float = float("inf")
     wall_seconds: float = 0.0
+    # Throughput after the first log window (warm-up and compilation excluded).
+    steady_tokens_per_sec: float | None = None
     last_eval: dict[str, float] = field(default_factory=dict)
 
 
@@ -96,14 +100,16 @@ class Trainer:
         self.cfg, self.model, self.data, self.runtime = cfg, model, data, runtime
         self.tracker, self.out_dir = tracker, out_dir
         self.total = total_steps(cfg)
-        self.optimizer = build_optimizer(model, cfg.optimizer)
+        self.optimizer = build_optimizer(model, cfg.optimizer, runtime.device)
         self.scheduler = build_scheduler(self.optimizer, cfg.optimizer, self.total)
         self.sampler = BatchSampler(
             data.splits["train"], cfg.training.batch_size, cfg.model.context, cfg.seed
         )
+        self.batches = DeviceBatches(self.sampler, runtime.device)
         self.val_windows = _fixed_windows(data.splits["val"], cfg)
         self.state = LoopState()
         self.step_fn = torch.compile(model) if runtime.compile else model
+        self._compile_checked = not runtime.compile
 
     # -- checkpoints ------------------------------------------------------------------------
     def payload(self) -> dict[str, Any]:
@@ -141,17 +147,26 @@ class Trainer:
         checkpoint.set_rng_state(ckpt["rng"])
 
     # -- the loop ---------------------------------------------------------------------------
+    def _forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._compile_checked:
+            return self.step_fn(x, y)
+        try:  # torch.compile fails at the first call, not at wrapping (no compiler, old GPU)
+            out = self.step_fn(x, y)
+        except Exception as e:
+            log.warning("torch.compile failed (%s): falling back to eager mode", str(e)[:300])
+            self.step_fn = self.model
+            out = self.model(x, y)
+        self._compile_checked = True
+        return out
+
     def _train_step(self) -> torch.Tensor:
-        t, rt = self.cfg.training, self.runtime
+        rt = self.runtime
         accum = self.cfg.optimizer.grad_accum
         loss_sum = torch.zeros((), device=rt.device)
         for _ in range(accum):
-            batch = torch.from_numpy(self.sampler.windows(t.batch_size))
-            if rt.device.type == "cuda":
-                batch = batch.pin_memory()
-            batch = batch.to(rt.device, non_blocking=True)
+            batch = self.batches.next()
             with rt.autocast():
-                _, loss = self.step_fn(batch[:, :-1], batch[:, 1:])
+                _, loss = self._forward(batch[:, :-1], batch[:, 1:])
             (loss / accum).backward()
             loss_sum += loss.detach()
         if self.cfg.optimizer.grad_clip:
@@ -187,6 +202,7 @@ class Trainer:
         window_loss = torch.zeros((), device=self.runtime.device)
         window_steps, window_t0 = 0, time.perf_counter()
         run_t0, wall0 = time.perf_counter(), s.wall_seconds
+        steady: tuple[float, int] | None = None  # (time, tokens) when warm-up ended
         try:
             while s.step < self.total:
                 window_loss += self._train_step()
@@ -211,6 +227,10 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tps:,.0f}", refresh=False)
                     window_loss.zero_()
                     window_steps, window_t0 = 0, now
+                    if steady is None:
+                        steady = (now, s.tokens_seen)
+                    elif now > steady[0]:
+                        s.steady_tokens_per_sec = (s.tokens_seen - steady[1]) / (now - steady[0])
                 if s.step % t.eval_interval == 0 or last:
                     ev = self._evaluate()
                     bar.set_postfix(val=f"{ev['loss']:.4f}", refresh=False)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from functools import partial
 
 import torch
+from hydra.utils import get_class
 from omegaconf import DictConfig
 from torch import nn
 
@@ -26,8 +28,16 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def build_optimizer(model: nn.Module, cfg: DictConfig) -> torch.optim.Optimizer:
-    return instantiate(cfg.impl, param_groups(model, cfg.weight_decay), lr=cfg.lr)
+def build_optimizer(
+    model: nn.Module, cfg: DictConfig, device: torch.device | None = None
+) -> torch.optim.Optimizer:
+    extra = {}
+    if device is not None and device.type == "cuda":
+        # One fused kernel for the whole update where the class offers it (Adam, AdamW, SGD).
+        cls = get_class(cfg.impl._target_)
+        if "fused" in inspect.signature(cls).parameters and "fused" not in cfg.impl:
+            extra["fused"] = True
+    return instantiate(cfg.impl, param_groups(model, cfg.weight_decay), lr=cfg.lr, **extra)
 
 
 def lr_factor(step: int, warmup: int, total: int, floor: float) -> float:

@@ -1,0 +1,178 @@
+"""Training throughput per model preset: the full `tinygpt` run against a bare loop, same run.
+
+For each preset x compile x precision it measures, on the current device:
+- a bare loop: the model, AdamW and random token batches, nothing else;
+- the full `tinygpt` job (data memmap, schedule, clipping, logging, evaluation, checkpoints,
+  MLflow tracking into a throw-away sqlite store unless --no-tracking);
+and prints tokens/s, step time, peak memory, MFU on CUDA and the ratio full / bare. Both are
+timed after a warm-up (compilation excluded). Results go to --json.
+
+    python benchmarks/train_throughput.py                                  # CPU defaults
+    python benchmarks/train_throughput.py --presets d128 d512 --batch-size 64 --compile both \
+        --precision fp32 bf16 --steps 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from tinygpt.app import config_dir
+from tinygpt.train.job import build_model, run
+from tinygpt.train.optim import build_optimizer
+
+# Dense peak rates (FLOP/s) by device-name fragment: bf16 tensor cores, and TF32 for fp32 runs
+# (the cuda preset enables TF32). Vendor datasheets, without sparsity.
+PEAKS = {
+    "H200": {"bf16": 989e12, "fp32": 494e12},
+    "H100 PCIe": {"bf16": 756e12, "fp32": 378e12},
+    "H100": {"bf16": 989e12, "fp32": 494e12},
+    "A100": {"bf16": 312e12, "fp32": 156e12},
+    "L40S": {"bf16": 362e12, "fp32": 183e12},
+    "L4": {"bf16": 121e12, "fp32": 60e12},
+    "A10": {"bf16": 125e12, "fp32": 62.5e12},
+}
+
+
+def peak_flops(device: torch.device, precision: str) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, rates in PEAKS.items():  # most specific names first
+        if key in name:
+            return rates[precision]
+    return None
+
+
+def compose_cfg(preset: str, args: argparse.Namespace, compile_: bool, precision: str, out: Path):
+    overrides = [
+        f"model={preset}",
+        f"hardware={args.device}",
+        f"hardware.compile={str(compile_).lower()}",
+        f"hardware.precision={precision}",
+        f"training.batch_size={args.batch_size}",
+        f"training.max_steps={args.steps}",
+        f"training.eval_interval={args.steps}",
+        f"training.log_interval={args.log_interval}",
+        "training.save_interval=1000000",
+        f"tracking.enabled={str(not args.no_tracking).lower()}",
+        f"tracking.uri=sqlite:///{out / 'mlflow.db'}",
+        f"data.cache_dir={args.cache_dir}",
+        *args.override,
+    ]
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def bare_loop(cfg, device: torch.device, precision: str, compile_: bool, steps: int, warmup: int):
+    """Model + optimizer + random batches: the floor the framework is measured against."""
+    torch.manual_seed(0)
+    model = build_model(cfg, 66).to(device)
+    opt = build_optimizer(model, cfg.optimizer, device)
+    fn = torch.compile(model) if compile_ else model
+    b, t = cfg.training.batch_size, cfg.model.context
+    batches = torch.randint(0, 66, (8, b, t + 1), device=device)
+    dtype = torch.bfloat16 if precision == "bf16" else None
+
+    def step(i: int) -> torch.Tensor:
+        x = batches[i % 8]
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            _, loss = fn(x[:, :-1], x[:, 1:])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss
+
+    for i in range(warmup):
+        step(i)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for i in range(steps):
+        loss = step(i)
+    loss.item()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
+    return steps * b * t / dt, dt / steps, peak, model.flops_per_token()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--presets", nargs="+", default=["d64", "d128", "d256"])
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--log-interval", type=int, default=10)
+    ap.add_argument("--compile", default="off", choices=["off", "on", "both"])
+    ap.add_argument("--precision", nargs="+", default=["fp32"])
+    ap.add_argument("--no-tracking", action="store_true")
+    ap.add_argument("--bare-only", action="store_true")
+    ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "tinygpt"))
+    ap.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides")
+    ap.add_argument("--json", default=str(Path(__file__).with_name("train_throughput.json")))
+    args = ap.parse_args()
+
+    compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
+    rows = []
+    header = (f"{'preset':8s}{'compile':>8s}{'prec':>6s}{'bare tok/s':>13s}{'full tok/s':>13s}"
+              f"{'full/bare':>10s}{'step ms':>9s}{'peak MiB':>10s}{'MFU':>7s}")  # fmt: skip
+    print(header, flush=True)
+    for preset in args.presets:
+        for compile_ in compiles:
+            for precision in args.precision:
+                with tempfile.TemporaryDirectory() as tmp:
+                    out = Path(tmp)
+                    cfg = compose_cfg(preset, args, compile_, precision, out)
+                    device = torch.device(
+                        "cuda" if args.device == "auto" and torch.cuda.is_available()
+                        else "cpu" if args.device == "auto" else args.device
+                    )  # fmt: skip
+                    warm = max(3, args.log_interval)
+                    bare_tps, step_s, peak, fpt = bare_loop(
+                        cfg, device, precision, compile_, args.steps - warm, warm
+                    )
+                    full_tps = None
+                    if not args.bare_only:
+                        run(cfg, out_dir=out / "run")
+                        res = json.loads((out / "run" / "results.json").read_text())
+                        full_tps = res["steady_tokens_per_sec"]
+                peak_rate = peak_flops(device, precision)
+                mfu = fpt * bare_tps / peak_rate if peak_rate else None
+                row = {
+                    "preset": preset, "compile": compile_, "precision": precision,
+                    "device": str(device),
+                    "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+                    else platform.processor() or platform.machine(),
+                    "batch_size": args.batch_size, "context": cfg.model.context,
+                    "bare_tokens_per_sec": bare_tps, "full_tokens_per_sec": full_tps,
+                    "full_over_bare": full_tps / bare_tps if full_tps else None,
+                    "step_ms": step_s * 1e3, "peak_mib": peak, "mfu": mfu,
+                    "flops_per_token": fpt,
+                }  # fmt: skip
+                rows.append(row)
+                ratio = f"{row['full_over_bare']:.3f}" if full_tps else "-"
+                print(
+                    f"{preset:8s}{compile_!s:>8s}{precision:>6s}{bare_tps:13,.0f}"
+                    f"{(full_tps or 0):13,.0f}{ratio:>10s}{step_s * 1e3:9.1f}"
+                    f"{(peak or 0):10.0f}{(f'{mfu:.1%}' if mfu else '-'):>7s}",
+                    flush=True,
+                )
+    meta = {"torch": torch.__version__, "python": sys.version.split()[0],
+            "threads": torch.get_num_threads(), "argv": sys.argv[1:]}  # fmt: skip
+    Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
