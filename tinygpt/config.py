@@ -74,6 +74,8 @@ class HardwareConfig:
     precision: Precision = Precision.auto
     tf32: bool = True
     compile: bool = False
+    # torch.compile mode: null (default), reduce-overhead (CUDA graphs), max-autotune, ...
+    compile_mode: str | None = None
     threads: int | None = None  # intra-op CPU threads; None = torch's default (all cores)
 
 

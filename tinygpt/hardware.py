@@ -17,6 +17,7 @@ class Runtime:
     device: torch.device
     autocast_dtype: torch.dtype | None
     compile: bool
+    compile_mode: str | None = None
 
     @property
     def precision(self) -> str:
@@ -63,4 +64,5 @@ def resolve(cfg: DictConfig) -> Runtime:
         device=torch.device(device.value),
         autocast_dtype=torch.bfloat16 if precision is Precision.bf16 else None,
         compile=cfg.compile,
+        compile_mode=cfg.compile_mode,
     )

@@ -175,11 +175,14 @@ class BatchSampler:
         self.rng.bit_generator.state = state
 
 
+RING = 4  # pinned buffers: how far the host may run ahead of the GPU
+
+
 class DeviceBatches:
     """Batches from a sampler on the training device.
 
-    On CUDA the windows go through two pinned host buffers and are copied with
-    ``non_blocking=True``, so the copy of one batch overlaps the previous step's compute; an event
+    On CUDA the windows go through a ring of pinned host buffers and are copied with
+    ``non_blocking=True``, so the copy of one batch overlaps the previous steps' compute; an event
     per buffer keeps the host from overwriting a buffer whose copy has not run yet.
     """
 
@@ -190,8 +193,8 @@ class DeviceBatches:
         self.cuda = device.type == "cuda"
         if self.cuda:
             shape = (sampler.batch_size, sampler.context + 1)
-            self._host = [torch.empty(shape, dtype=torch.int64).pin_memory() for _ in range(2)]
-            self._done = [torch.cuda.Event() for _ in range(2)]
+            self._host = [torch.empty(shape, dtype=torch.int64).pin_memory() for _ in range(RING)]
+            self._done = [torch.cuda.Event() for _ in range(RING)]
             self._i = 0
 
     def next(self) -> Any:
@@ -200,7 +203,7 @@ class DeviceBatches:
         windows = self.sampler.windows(self.sampler.batch_size)
         if not self.cuda:
             return torch.from_numpy(windows)
-        i, self._i = self._i, self._i ^ 1
+        i, self._i = self._i, (self._i + 1) % RING
         self._done[i].synchronize()
         self._host[i].numpy()[:] = windows
         batch = self._host[i].to(self.device, non_blocking=True)

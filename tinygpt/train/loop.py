@@ -108,7 +108,7 @@ class Trainer:
         self.batches = DeviceBatches(self.sampler, runtime.device)
         self.val_windows = _fixed_windows(data.splits["val"], cfg)
         self.state = LoopState()
-        self.step_fn = torch.compile(model) if runtime.compile else model
+        self.step_fn = torch.compile(model, mode=runtime.compile_mode) if runtime.compile else model
         self._compile_checked = not runtime.compile
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -162,19 +162,19 @@ class Trainer:
     def _train_step(self) -> torch.Tensor:
         rt = self.runtime
         accum = self.cfg.optimizer.grad_accum
-        loss_sum = torch.zeros((), device=rt.device)
+        loss_sum = None
         for _ in range(accum):
             batch = self.batches.next()
             with rt.autocast():
                 _, loss = self._forward(batch[:, :-1], batch[:, 1:])
-            (loss / accum).backward()
-            loss_sum += loss.detach()
+            (loss / accum if accum > 1 else loss).backward()
+            loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
         if self.cfg.optimizer.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optimizer.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        return loss_sum / accum
+        return loss_sum / accum if accum > 1 else loss_sum
 
     def _evaluate(self) -> dict[str, float]:
         s = self.state
