@@ -68,16 +68,16 @@ def main() -> None:
         "published_objective": 1.01827402e-3,
     }
     print(f"{'':34s}{'seconds':>10s}{'objective':>16s}")
-    print(f"{'batched grid (4,500 starts)':34s}{t_grid:10.2f}{best.objective:16.10e}")
+    print(f"{'batched grid (4,500 starts)':34s}{t_grid:10.2f}  {best.objective:16.10e}")
     print(f"{f'batched bootstrap ({args.bootstrap} refits)':34s}{t_boot:10.2f}")
     print(f"{'batched grid + bootstrap':34s}{t_grid + t_boot:10.2f}")
-    print(f"{f'scipy L-BFGS-B, {args.sample} starts':34s}{t_ref:10.2f}{ref_best:16.10e}")
-    print(f"{f'batched, same {args.sample} starts':34s}{'':10s}{batched_on_sample:16.10e}")
+    print(f"{f'scipy L-BFGS-B, {args.sample} starts':34s}{t_ref:10.2f}  {ref_best:16.10e}")
+    print(f"{f'batched, same {args.sample} starts':34s}{'':10s}  {batched_on_sample:16.10e}")
     print(
         f"{'scipy, 4,500 starts (extrapolated)':34s}{out['scipy_grid_seconds_extrapolated']:10.1f}"
     )
     print(f"speed-up on the grid: {out['scipy_grid_seconds_extrapolated'] / t_grid:.1f}x")
-    Path(__file__).with_suffix(".json").write_text(json.dumps(out, indent=2))
+    Path(__file__).parent.joinpath("results", "fit.json").write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
