@@ -124,7 +124,9 @@ def main() -> None:
     ap.add_argument("--bare-only", action="store_true")
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "tinygpt"))
     ap.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides")
-    ap.add_argument("--json", default=str(Path(__file__).parent / "results" / "train_throughput.json"))
+    ap.add_argument(
+        "--json", default=str(Path(__file__).parent / "results" / "train_throughput.json")
+    )
     args = ap.parse_args()
 
     compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]

@@ -31,6 +31,15 @@ def _main(cfg: DictConfig) -> float:
 
     try:
         return run(cfg)
+    except KeyboardInterrupt:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        print(
+            "tinygpt: interrupted: the run is KILLED in MLflow and checkpointed; continue it "
+            f"with training.resume=true hydra.run.dir={HydraConfig.get().runtime.output_dir}",
+            file=sys.stderr,
+        )
+        sys.exit(130)
     except TinyGPTError as e:
         logging.getLogger("tinygpt").error("%s", e)
         if HydraConfig.get().mode == RunMode.MULTIRUN:

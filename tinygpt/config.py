@@ -110,6 +110,10 @@ class TrackingConfig:
     # Re-running a sweep skips jobs whose FINISHED run (same config hash) is in the store and
     # resumes interrupted ones from their newest checkpoint.
     skip_finished: bool = True
+    # The final model in MLflow's model format (mlflow.pytorch), loadable by `mlflow models`.
+    log_model: bool = True
+    # Checkpoints as artifacts too (off: they are big and already in the run directory).
+    log_checkpoints: bool = False
 
 
 @dataclass

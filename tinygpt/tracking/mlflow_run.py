@@ -6,6 +6,7 @@ model's step, so metrics are buffered and written with ``log_batch`` at flush po
 
 from __future__ import annotations
 
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -86,8 +87,8 @@ class Store:
 
         uri = resolve_uri(uri)
         _check_reachable(uri)
-        client = MlflowClient(tracking_uri=uri)
         try:
+            client = MlflowClient(tracking_uri=uri)
             exp_id = with_retry(lambda: ensure_experiment(client, experiment))
         except TinyGPTError:
             raise
@@ -194,6 +195,34 @@ class Tracker:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         if self.enabled and Path(path).exists():
             self._timed(lambda: self.client.log_artifact(self.run_id, str(path), artifact_path))
+
+    def log_model(self, model: Any, pip_requirements: list[str]) -> str | None:
+        """The model in MLflow's pytorch flavour, attached to this run; returns its URI."""
+        if not self.enabled:
+            return None
+        import mlflow
+        import mlflow.pytorch
+
+        # The pickle-format caution is for loading untrusted files; these are our own.
+        logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+
+        def log() -> str:
+            mlflow.set_tracking_uri(self.uri)
+            with mlflow.start_run(run_id=self.run_id):
+                # pickle: TinyGPT is plain torch; pt2 would need an export-traceable example.
+                info = mlflow.pytorch.log_model(
+                    model, name="model", serialization_format="pickle",
+                    pip_requirements=pip_requirements,
+                )  # fmt: skip
+            return info.model_uri
+
+        return self._timed(log)
+
+    def log_artifacts(self, directory: str | Path, artifact_path: str | None = None) -> None:
+        if self.enabled and Path(directory).is_dir():
+            self._timed(
+                lambda: self.client.log_artifacts(self.run_id, str(directory), artifact_path)
+            )
 
     def close(self, status: str) -> None:
         """Flush and mark the run FINISHED, FAILED or KILLED; never loses buffered metrics."""

@@ -156,6 +156,7 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
     if cfg.training.resume and ckpt is None:
         log.info("training.resume=true but no checkpoint in %s: starting from scratch", out)
 
+    t = cfg.tracking
     tracker, ckpt, skipped = open_tracking(cfg, out, runtime, ckpt)
     if skipped is not None:
         return skipped
@@ -191,7 +192,12 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         (out / "results.json").write_text(json.dumps(results, indent=2))
         tracker.log_metrics({k: v for k, v in results.items() if v is not None}, trainer.state.step)
         tracker.log_artifact(out / "results.json")
-        tracker.log_artifact(out / ".hydra" / "config.yaml", "hydra")
+        if t.log_model:
+            uri = tracker.log_model(model, [f"torch=={torch.__version__.split('+')[0]}"])
+            tracker.set_tags({"model_uri": uri})
+        if t.log_checkpoints:
+            for ckpt_path in sorted(out.glob("*.pt")):
+                tracker.log_artifact(ckpt_path, "checkpoints")
         log.info("results: %s", json.dumps(results))
         status = "FINISHED"
         return results["final_val_loss"]
@@ -209,4 +215,8 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
+        # The Hydra directory and the log file go with the run whatever its fate.
+        tracker.log_artifacts(out / ".hydra", "hydra")
+        for log_file in out.glob("*.log"):
+            tracker.log_artifact(log_file)
         tracker.close(status)
