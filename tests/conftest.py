@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -107,3 +107,19 @@ def sweep_store(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Pa
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return cwd
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[str]:
+    """A throwaway single-node SLURM cluster (tests/slurm/*.sh); yields the partition name."""
+    import shutil
+
+    here = Path(__file__).parent / "slurm"
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.skip("starting a SLURM test cluster needs root on Debian/Ubuntu")
+    subprocess.run([str(here / "start-test-slurm.sh")], check=True, timeout=900,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    try:
+        yield "debug"
+    finally:
+        subprocess.run([str(here / "stop-test-slurm.sh")], check=False, timeout=300)

@@ -46,3 +46,30 @@ def system_tags(device: torch.device) -> dict[str, str]:
         "python_version": platform.python_version(),
         **git_info(),
     }
+
+
+def slurm_logs() -> list[Path]:
+    """The stdout/stderr files submitit writes for this job, when running under submitit."""
+    if "SUBMITIT_FOLDER" not in os.environ:
+        return []
+    import submitit
+
+    paths = submitit.JobEnvironment().paths
+    return [p for p in (paths.stdout, paths.stderr) if p.exists()]
+
+
+def slurm_tags() -> dict[str, str]:
+    if "SLURM_JOB_ID" not in os.environ:
+        return {}
+    tags = {
+        "slurm_job_id": os.environ.get("SLURM_ARRAY_JOB_ID", os.environ["SLURM_JOB_ID"])
+        + (f"_{os.environ['SLURM_ARRAY_TASK_ID']}" if "SLURM_ARRAY_TASK_ID" in os.environ else ""),
+        "slurm_partition": os.environ.get("SLURM_JOB_PARTITION", ""),
+        "slurm_node": os.environ.get("SLURMD_NODENAME", ""),
+    }
+    if "SUBMITIT_FOLDER" in os.environ:
+        import submitit
+
+        paths = submitit.JobEnvironment().paths
+        tags |= {"job_stdout": str(paths.stdout), "job_stderr": str(paths.stderr)}
+    return tags

@@ -6,6 +6,7 @@ import json
 import logging
 import random
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,9 @@ from tinygpt.errors import TinyGPTError
 from tinygpt.model import GPTConfig, TinyGPT
 from tinygpt.tracking.mlflow_run import Store, Tracker, flatten
 from tinygpt.tracking.sweep import config_hash, parent_run_id
-from tinygpt.tracking.sysinfo import system_tags
+from tinygpt.tracking.sysinfo import slurm_logs, slurm_tags, system_tags
 from tinygpt.train import checkpoint
-from tinygpt.train.loop import Paused, Trainer, _fixed_windows, evaluate
+from tinygpt.train.loop import Interrupted, Paused, Trainer, _fixed_windows, evaluate
 
 log = logging.getLogger("tinygpt")
 
@@ -69,8 +70,34 @@ def output_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+class StopSignals:
+    """Ctrl-C, SIGTERM and SIGUSR2 (SLURM's warning before a time limit or preemption) stop
+    training at the end of the current step, never inside it: the trainer sees the flag, raises
+    ``Interrupted``, and the job checkpoints before handing the signal on (submitit's handler
+    requeues the job). Before training starts they interrupt at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
+
+    def __init__(self) -> None:
+        self.trainer: Trainer | None = None
+        self.originals: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            self.originals = {s: signal.signal(s, self._hold) for s in self.SIGNALS}
+
+    def _hold(self, signum: int, frame: Any) -> None:
+        if self.trainer is None:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+        self.trainer.stop_signal = signum
+
+    def restore(self) -> None:
+        for s, handler in self.originals.items():
+            signal.signal(s, handler)
+
+    def forward(self, signum: int) -> None:
+        """Run the handler that was there before ours (submitit's requeue, for one)."""
+        handler = self.originals.get(signum)
+        if callable(handler):
+            handler(signum, None)
 
 
 def results_of(trainer: Trainer, data: TokenData, cfg: DictConfig) -> dict[str, Any]:
@@ -134,7 +161,7 @@ def open_tracking(
                 ckpt, run_id = checkpoint.load(newest), previous.info.run_id
                 break
     name = t.run_name or (hc.job.override_dirname if multirun else None) or out.name
-    tags = {**system_tags(runtime.device), "config_hash": identity}
+    tags = {**system_tags(runtime.device), **slurm_tags(), "config_hash": identity}
     tracker = Tracker.start(store, name, tags, run_id=run_id, parent_run_id=parent)
     tracker.set_tags({"output_dir": str(out)})
     return tracker, ckpt, None
@@ -160,8 +187,8 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
     tracker, ckpt, skipped = open_tracking(cfg, out, runtime, ckpt)
     if skipped is not None:
         return skipped
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     status, trainer = "FAILED", None
+    stops = StopSignals()
     try:
         data = prepare(cfg.data, cfg.model.context)
         save_tokenizer(data.tokenizer, out / "tokenizer.json")
@@ -174,6 +201,7 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
             "hit" if data.cache_hit else "written",
         )
         trainer = Trainer(cfg, model, data, runtime, tracker, out)
+        stops.trainer = trainer
         if ckpt is not None:
             trainer.restore(ckpt)
             log.info("resumed from %s at step %d", resume_from, trainer.state.step)
@@ -201,22 +229,28 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         log.info("results: %s", json.dumps(results))
         status = "FINISHED"
         return results["final_val_loss"]
-    except (KeyboardInterrupt, Paused) as e:
+    except Paused as e:
         status = "KILLED"
-        if trainer is not None and not isinstance(e, Paused):
-            path = trainer.save(f"step_{trainer.state.step}.pt")
-            log.warning("interrupted at step %d; checkpoint %s", trainer.state.step, path)
-        if isinstance(e, Paused):
-            log.info("%s; continue with training.resume=true", e)
-            return float("nan")
+        log.info("%s; continue with training.resume=true", e)
+        return float("nan")
+    except Interrupted as e:
+        # The signal was held until the step ended, so the checkpoint is a consistent state.
+        status = "KILLED"
+        path = trainer.save(f"step_{trainer.state.step}.pt")
+        log.warning("%s at step %d; checkpoint %s", e, trainer.state.step, path)
+        stops.restore()
+        stops.forward(e.signum)  # e.g. submitit's SIGUSR2 handler: requeue, then exit
+        raise KeyboardInterrupt(str(e)) from None
+    except KeyboardInterrupt:
+        status = "KILLED"  # before training started: nothing to checkpoint
         raise
     except Exception as e:
         tracker.set_tags({"error": f"{type(e).__name__}: {e}"[:5000]})
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        stops.restore()
         # The Hydra directory and the log file go with the run whatever its fate.
         tracker.log_artifacts(out / ".hydra", "hydra")
-        for log_file in out.glob("*.log"):
+        for log_file in [*out.glob("*.log"), *slurm_logs()]:
             tracker.log_artifact(log_file)
         tracker.close(status)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,14 @@ from tinygpt.train.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger("tinygpt")
 EVAL_SEED = 1234  # the same validation windows for every run and every evaluation
+
+
+class Interrupted(Exception):
+    """A stop signal arrived; raised between steps so the state is consistent."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
 
 
 class Paused(Exception):
@@ -108,6 +117,7 @@ class Trainer:
         self.batches = DeviceBatches(self.sampler, runtime.device)
         self.val_windows = _fixed_windows(data.splits["val"], cfg)
         self.state = LoopState()
+        self.stop_signal: int | None = None  # set by a signal handler, acted on between steps
         self.step_fn = torch.compile(model, mode=runtime.compile_mode) if runtime.compile else model
         self._compile_checked = not runtime.compile
 
@@ -237,6 +247,8 @@ class Trainer:
                 if s.step % t.save_interval == 0:
                     self.save(f"step_{s.step}.pt")
                 bar.update(1)
+                if self.stop_signal is not None:
+                    raise Interrupted(self.stop_signal)
                 if t.stop_at is not None and s.step >= t.stop_at and not last:
                     self.save(f"step_{s.step}.pt")
                     raise Paused(f"paused at step {s.step} (training.stop_at)")
