@@ -33,6 +33,10 @@ class DataConfig:
     corpus: Any = MISSING
     # Where a file-based corpus lives (a path or a list of paths); corpora read it as ${..path}.
     path: Any = None
+    # For data=hf: the dataset config name, the text column, our split -> the dataset's split.
+    name: str | None = None
+    text_field: str = "text"
+    split_map: dict[str, str] | None = None
     # The tokenizer factory: called with the training documents (``tinygpt.data.tokenizers``).
     tokenizer: Any = MISSING
     fraction: float = 1.0

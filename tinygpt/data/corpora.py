@@ -6,11 +6,13 @@ King James Bible, a paragraph (or a whole file) for plain text.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 from collections.abc import Sequence
 from itertools import groupby
 from pathlib import Path
+from typing import Any
 
 from tinygpt.errors import TinyGPTError
 
@@ -71,3 +73,73 @@ def text(path: str | Sequence[str] | None = None, unit: str = "paragraph") -> li
     if not docs:
         raise TinyGPTError(f"data.path={path}: the files hold no text")
     return docs
+
+
+def _load_hf(path: str, name: str | None) -> Any:
+    import datasets
+
+    local = Path(path).expanduser()
+    if local.is_dir() and any((local / f).exists() for f in ("state.json", "dataset_dict.json")):
+        return datasets.load_from_disk(str(local))  # a save_to_disk directory
+    if local.is_file():  # one data file: the builder follows its extension
+        builder = {".jsonl": "json", ".txt": "text", ".parquet": "parquet", ".arrow": "arrow"}
+        kind = builder.get(local.suffix, local.suffix.lstrip("."))
+        return datasets.load_dataset(kind, data_files=str(local))
+    return datasets.load_dataset(str(local) if local.is_dir() else path, name)
+
+
+def hf(
+    path: str | None = None,
+    name: str | None = None,
+    text_field: str = "text",
+    split_map: dict[str, str] | None = None,
+) -> list[str] | dict[str, list[str]]:
+    """Any corpus `datasets.load_dataset` opens: a hub name, a local directory of data files
+    (parquet, arrow, json/jsonl, text), one such file, or a `save_to_disk` directory.
+
+    Without ``split_map`` every split is pooled and split 90/5/5 by document hash. With it, each
+    of our splits (train/val/test) takes the named split; two of ours naming the same one share
+    it by document hash (TinyStories: val and test are carved from its validation split).
+    """
+    if not path:
+        raise TinyGPTError("data=hf needs data.path=<hub dataset name or local files>")
+    try:
+        loaded = _load_hf(path, name)
+    except (ConnectionError, OSError) as e:
+        raise TinyGPTError(
+            f"cannot load '{path}' ({type(e).__name__}: {str(e).splitlines()[0][:200]}): the hub "
+            "is unreachable and nothing is cached; download its data files (e.g. the parquet "
+            "files) elsewhere and point data.path at their directory"
+        ) from None
+    except Exception as e:  # datasets raises many types for a missing dataset or bad files
+        raise TinyGPTError(
+            f"datasets cannot load data.path={path}: {type(e).__name__}: {str(e)[:300]}"
+        ) from None
+    splits = dict(loaded) if hasattr(loaded, "keys") else {"train": loaded}
+    for split_name, ds in splits.items():
+        if text_field not in ds.column_names:
+            raise TinyGPTError(
+                f"data.text_field={text_field!r} is not a column of {path} ({split_name} has "
+                f"{ds.column_names}): set data.text_field"
+            )
+    texts = {k: [t for t in ds[text_field] if t and t.strip()] for k, ds in splits.items()}
+    if split_map is None:
+        return [t for docs in texts.values() for t in docs]
+    missing = sorted(set(split_map.values()) - texts.keys())
+    if missing:
+        raise TinyGPTError(
+            f"data.split_map names split(s) {missing} that {path} lacks (it has "
+            f"{sorted(texts)}): fix data.split_map"
+        )
+    out: dict[str, list[str]] = {}
+    for ours, theirs in split_map.items():
+        sharing = [o for o, t in split_map.items() if t == theirs]
+        if len(sharing) == 1:
+            out[ours] = texts[theirs]
+        else:  # carve by document hash, stable as documents are added
+            out[ours] = [
+                d for d in texts[theirs]
+                if sharing[int(hashlib.sha256(d.encode()).hexdigest()[:8], 16) % len(sharing)]
+                == ours
+            ]  # fmt: skip
+    return out

@@ -25,7 +25,6 @@ from tinygpt.data.tokenizers import Tokenizer, load_tokenizer, save_tokenizer
 from tinygpt.errors import TinyGPTError, instantiate
 
 SPLITS = ("train", "val", "test")
-DOC_SEPARATOR = "\n\n"
 
 
 def _sha(text: str) -> str:
@@ -77,7 +76,7 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def _write_tokens(path: Path, tok: Tokenizer, docs: Sequence[str]) -> None:
-    ids = tok.encode(DOC_SEPARATOR.join(docs)).astype(token_dtype(tok.vocab_size))
+    ids = tok.encode_documents(docs).astype(token_dtype(tok.vocab_size))
     _atomic_write(path, lambda p: ids.tofile(p))
 
 
@@ -102,7 +101,10 @@ class TokenData:
 
 def prepare(data_cfg: DictConfig, context: int) -> TokenData:
     """Load the corpus, split it, fit or reuse the tokenizer, and memory-map each split."""
-    docs: list[str] = instantiate(data_cfg.corpus)
+    loaded = instantiate(data_cfg.corpus)
+    # A corpus is a list of documents, or already split (a dataset with its own held-out split).
+    presplit = isinstance(loaded, dict)
+    docs = [d for s in SPLITS for d in loaded.get(s, [])] if presplit else loaded
     if not docs:
         raise TinyGPTError("the corpus is empty: check data.corpus / data.path")
     corpus_sha = hashlib.sha256()
@@ -125,7 +127,7 @@ def prepare(data_cfg: DictConfig, context: int) -> TokenData:
     tok_path = root / "tokenizer.json"
     hit = tok_path.exists() and all(f.exists() for f in files.values())
 
-    split = split_documents(docs)
+    split = {s: list(loaded.get(s, [])) for s in SPLITS} if presplit else split_documents(docs)
     train = select_training(split["train"], data_cfg.fraction, data_cfg.max_samples, subset_seed)
     for s in SPLITS:
         if not split[s]:

