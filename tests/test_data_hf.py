@@ -154,3 +154,13 @@ def test_round_trips(tmp_path):
     assert list(gpt2().encode("Hello world")) == [15496, 995]  # OpenAI's ids
     docs = gpt2().encode_documents(["a", "b"])
     assert list(docs) == [64, 50256, 65]
+
+
+@pytest.mark.parametrize("which", ["gpt2", "bpe"])
+def test_fast_batched_encoding_gives_the_tokenizers_ids(which):
+    docs = corpora.kjv()[:120]
+    tok = gpt2() if which == "gpt2" else train_bpe(docs, vocab_size=1000)
+    expected = []
+    for enc in tok.tok.encode_batch(docs):
+        expected += [*enc.ids, tok.eot]
+    assert tok.encode_documents(docs).tolist() == expected[:-1]

@@ -52,7 +52,10 @@ class CharTokenizer:
         return ids
 
     def encode_documents(self, docs: Sequence[str]) -> np.ndarray:
-        return self.encode(DOC_SEPARATOR.join(docs))
+        # Per document: arrays that stay in cache beat one pass over a 100 MB string.
+        sep = self.encode(DOC_SEPARATOR)
+        parts = [a for d in docs for a in (self.encode(d), sep)]
+        return np.concatenate(parts[:-1]) if parts else np.zeros(0, dtype=np.int64)
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
         return "".join(self.itos[int(i)] for i in ids)
@@ -84,6 +87,21 @@ class ByteTokenizer:
         return {"kind": self.kind}
 
 
+# GPT-2's pre-tokenizer, as `tokenizers`' ByteLevel(use_regex=True) and tiktoken's gpt2 apply it.
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's printable stand-in for each byte, as byte-level BPE vocabularies spell tokens."""
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), 256)]
+    cs = bs[:]
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + len(cs) - 188)
+    return {b: chr(c) for b, c in zip(bs, cs, strict=True)}
+
+
 class HFTokenizer:
     """A `tokenizers` tokenizer (byte-level BPE); documents are joined by its end-of-text id."""
 
@@ -94,17 +112,38 @@ class HFTokenizer:
         self.tok = tok
         self.vocab_size = tok.get_vocab_size()
         self.eot = tok.token_to_id(self.EOT)
+        self._fast: Any = None
 
     def encode(self, text: str) -> np.ndarray:
         return np.asarray(self.tok.encode(text).ids, dtype=np.int64)
 
-    def encode_documents(self, docs: Sequence[str], chunk: int = 4096) -> np.ndarray:
-        # encode_batch runs in Rust on every core; chunks bound the memory of the id lists.
+    def encode_documents(self, docs: Sequence[str]) -> np.ndarray:
+        """All documents, joined by end-of-text, through tiktoken's threaded byte-level BPE.
+
+        The same vocabulary and merges (ids identical to `tokenizers`, tested) at about 4x the
+        speed of `encode_batch` on two cores.
+        """
+        fast = self._tiktoken()
         parts: list[np.ndarray] = []
-        for i in range(0, len(docs), chunk):
-            for enc in self.tok.encode_batch(list(docs[i : i + chunk])):
-                parts += [np.asarray(enc.ids, dtype=np.int64), np.array([self.eot])]
+        for ids in fast.encode_ordinary_batch(list(docs)):
+            parts += [np.asarray(ids, dtype=np.int64), np.array([self.eot])]
         return np.concatenate(parts[:-1]) if parts else np.zeros(0, dtype=np.int64)
+
+    def _tiktoken(self) -> Any:
+        if self._fast is None:
+            import tiktoken
+
+            to_byte = {c: b for b, c in _bytes_to_unicode().items()}
+            ranks = {
+                bytes(to_byte[ch] for ch in token): i
+                for token, i in self.tok.get_vocab().items()
+                if token != self.EOT
+            }
+            self._fast = tiktoken.Encoding(
+                "tinygpt", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
+                special_tokens={self.EOT: self.eot},
+            )  # fmt: skip
+        return self._fast
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
         return self.tok.decode([int(i) for i in ids], skip_special_tokens=False)
