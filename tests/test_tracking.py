@@ -82,6 +82,7 @@ def test_rerunning_an_interrupted_sweep_resumes_and_skips(tmp_path, cache_dir):
 
 def test_sigterm_gives_a_killed_run_and_a_usable_checkpoint(tmp_path, cache_dir):
     env = {**os.environ, "TINYGPT_CACHE": str(cache_dir)}
+    env.pop("MLFLOW_TRACKING_URI", None)  # the store is ./mlflow.db of the job's cwd
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
         [sys.executable, "-m", "tinygpt.app", *TINY, "training.max_steps=100000",
@@ -112,13 +113,15 @@ def test_sigterm_gives_a_killed_run_and_a_usable_checkpoint(tmp_path, cache_dir)
     assert json.loads((run_dir / "results.json").read_text())["total_steps"] == ckpt["step"] + 5
 
 
-def test_final_model_is_logged_in_mlflow_format_with_hydra_files(tmp_path, cache_dir):
+def test_final_model_is_logged_in_mlflow_format_with_hydra_files(tmp_path, cache_dir, monkeypatch):
     proc = tinygpt_cli(*TINY, cwd=tmp_path, cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr
     client, exp = store(tmp_path)
     (run,) = client.search_runs([exp])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     model = mlflow.pytorch.load_model(run.data.tags["model_uri"])
+    mlflow.set_tracking_uri(None)
     out = model.generate(torch.zeros(1, 1, dtype=torch.long), max_new_tokens=5)
     assert out.shape == (1, 6)
     hydra_files = {a.path for a in client.list_artifacts(run.info.run_id, "hydra")}

@@ -7,6 +7,7 @@ model's step, so metrics are buffered and written with ``log_batch`` at flush po
 from __future__ import annotations
 
 import logging
+import os
 import time
 import urllib.error
 import urllib.request
@@ -207,13 +208,24 @@ class Tracker:
         logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
 
         def log() -> str:
+            # The fluent API needs a global URI; set_tracking_uri also exports it to the
+            # environment, so put both back afterwards.
+            previous_env = os.environ.get("MLFLOW_TRACKING_URI")
+            previous = mlflow.get_tracking_uri()
             mlflow.set_tracking_uri(self.uri)
-            with mlflow.start_run(run_id=self.run_id):
-                # pickle: TinyGPT is plain torch; pt2 would need an export-traceable example.
-                info = mlflow.pytorch.log_model(
-                    model, name="model", serialization_format="pickle",
-                    pip_requirements=pip_requirements,
-                )  # fmt: skip
+            try:
+                with mlflow.start_run(run_id=self.run_id):
+                    # pickle: TinyGPT is plain torch; pt2 would need an export-traceable example.
+                    info = mlflow.pytorch.log_model(
+                        model, name="model", serialization_format="pickle",
+                        pip_requirements=pip_requirements,
+                    )  # fmt: skip
+            finally:
+                mlflow.set_tracking_uri(previous)
+                if previous_env is None:
+                    os.environ.pop("MLFLOW_TRACKING_URI", None)
+                else:
+                    os.environ["MLFLOW_TRACKING_URI"] = previous_env
             return info.model_uri
 
         return self._timed(log)
