@@ -11,3 +11,5 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 fi
 .venv/bin/python -m pip install -q -e ".[dev]"
+# The second shipped corpus (data=austen); a failure here leaves data=austen with a clear message.
+bash scripts/fetch_austen.sh || echo "setup: could not fetch Jane Austen's novels (data=austen)" >&2

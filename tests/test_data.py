@@ -126,3 +126,19 @@ def test_directory_of_text_files(tmp_path: Path):
         (tmp_path / f"{i}.txt").write_text(f"file {i}\n\nsecond paragraph {i}")
     assert len(corpora.text(str(tmp_path))) == 6
     assert len(corpora.text(str(tmp_path), unit="file")) == 3
+
+
+def test_austen_is_a_second_domain_of_chapters(make_cfg, tmp_path):
+    docs = corpora.austen()
+    assert len(docs) == 275  # 269 chapters of six novels and their front matter
+    assert any(d.startswith("CHAPTER I\n\n\nEmma Woodhouse, handsome, clever") for d in docs)
+    assert 3_900_000 < sum(map(len, docs)) < 4_200_000
+    data = prepare(make_cfg("data=austen", f"data.cache_dir={tmp_path}").data, 32)
+    assert (
+        data.corpus_sha256 != prepare(make_cfg(f"data.cache_dir={tmp_path}").data, 32).corpus_sha256
+    )
+
+
+def test_missing_austen_files_say_how_to_fetch_them(tmp_path):
+    with pytest.raises(TinyGPTError, match="scripts/fetch_austen.sh"):
+        corpora.austen(str(tmp_path))

@@ -143,3 +143,48 @@ def hf(
                 == ours
             ]  # fmt: skip
     return out
+
+
+AUSTEN_HINT = "run scripts/fetch_austen.sh (it unpacks Debian's r-cran-janeaustenr; no R needed)"
+
+
+def austen(path: str | None = None) -> list[str]:
+    """Jane Austen's six novels (janeaustenr's data), one document per chapter."""
+    import gzip
+    import os
+    import re
+    import warnings
+    import zlib
+
+    import rdata
+
+    where = Path(path or Path(os.environ.get("TINYGPT_CACHE", Path.home() / ".cache/tinygpt"))
+                 / "corpora" / "janeaustenr").expanduser()  # fmt: skip
+    rdx_path, rdb_path = where / "Rdata.rdx", where / "Rdata.rdb"
+    if not (rdx_path.exists() and rdb_path.exists()):
+        raise TinyGPTError(f"Jane Austen's novels are not in {where}: {AUSTEN_HINT}")
+
+    def parse(raw: bytes) -> Any:
+        with warnings.catch_warnings():  # rdata cannot name a bare serialized object's type
+            warnings.simplefilter("ignore", UserWarning)
+            return rdata.conversion.convert(rdata.parser.parse_data(raw))
+
+    # R's lazy-load database: a gzipped index of (offset, length) and zlib blobs with a 4-byte
+    # length header, each a serialized R object (here a character vector of lines).
+    index = parse(gzip.decompress(rdx_path.read_bytes()))["variables"]
+    blob = rdb_path.read_bytes()
+    heading = re.compile(r"^\s*(CHAPTER|Chapter)\s+\S+")
+    docs: list[str] = []
+    for _, (offset, length) in sorted(index.items()):
+        lines = [
+            str(x)
+            for x in parse(zlib.decompress(blob[int(offset) + 4 : int(offset) + int(length)]))
+        ]
+        chapter: list[str] = []
+        for line in lines:
+            if heading.match(line) and chapter:
+                docs.append("\n".join(chapter).strip())
+                chapter = []
+            chapter.append(line)
+        docs.append("\n".join(chapter).strip())
+    return [d for d in docs if d]
