@@ -43,6 +43,19 @@ def _wait_for(path: Path, text: str, seconds: float) -> None:
     raise TimeoutError(f"{text!r} never appeared in {path}")
 
 
+def _release_requeued_job(seconds: float) -> None:
+    """SLURM holds a requeued job for 120 s (Reason=BeginTime); let it start now."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        queue = subprocess.run(["squeue", "-h", "-o", "%i %T %r"], capture_output=True,
+                               text=True).stdout.split("\n")  # fmt: skip
+        held = [line.split()[0] for line in queue if line.endswith("PENDING BeginTime")]
+        if held:
+            subprocess.run(["scontrol", "update", f"JobId={held[0]}", "StartTime=now"], check=True)
+            return
+        time.sleep(0.5)
+
+
 def test_preempted_job_is_requeued_and_resumes_to_the_same_loss(slurm_cluster, tmp_path,
                                                                 cache_dir):  # fmt: skip
     job = ["-m", "model=d32", "training.max_steps=400", "training.log_interval=10", "seed=3",
@@ -64,6 +77,7 @@ def test_preempted_job_is_requeued_and_resumes_to_the_same_loss(slurm_cluster, t
     job_id = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True,
                             check=True).stdout.split()[0]  # fmt: skip
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)  # what a time limit sends
+    _release_requeued_job(60)
     _, err = sweep.communicate(timeout=300)
     assert sweep.returncode == 0, err
     _, children = runs(cut)
