@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Fetch Jane Austen's six novels (public domain) from Debian's r-cran-janeaustenr without
 # installing R: download the .deb, unpack its data/Rdata.{rdb,rdx} into the TinyGPT cache.
-# Idempotent. data=austen reads them with the pure-Python `rdata` package.
+# Idempotent. data=austen reads them with the pure-Python `rdata` package (TINYGPT_DATA moves them).
 set -euo pipefail
-dest="${TINYGPT_CACHE:-$HOME/.cache/tinygpt}/corpora/janeaustenr"
+dest="${TINYGPT_DATA:-$HOME/.local/share/tinygpt}/janeaustenr"
 [ -s "$dest/Rdata.rdb" ] && [ -s "$dest/Rdata.rdx" ] && exit 0
 command -v apt-get >/dev/null || { echo "fetch_austen: needs Debian/Ubuntu's apt-get" >&2; exit 1; }
 tmp="$(mktemp -d)"

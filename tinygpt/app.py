@@ -27,7 +27,11 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def _main(cfg: DictConfig) -> float:
-    from tinygpt.train.job import run  # torch and mlflow load after composition: --help stays fast
+    # torch and mlflow load after composition: --help stays fast.
+    if cfg.seal.enabled:
+        from tinygpt.seal.job import run
+    else:
+        from tinygpt.train.job import run
 
     try:
         return run(cfg)

@@ -83,9 +83,37 @@ class HardwareConfig:
     threads: int | None = None  # intra-op CPU threads; None = torch's default (all cores)
 
 
+class Policy(str, Enum):
+    passage = "passage"  # train on the passage itself (SEAL's baseline)
+    self = "self"  # the model being adapted writes continuations of the passage
+
+
 @dataclass
 class SealConfig:
     enabled: bool = False
+    # The trained base model: a run directory (with final.pt) or an MLflow run id.
+    base: str | None = None
+    # The second domain: any corpus node (``_target_`` returning documents).
+    target: Any = None
+    passages: int = 8
+    passage_tokens: int = 256
+    context_fraction: float = 0.5  # the rest of each passage is held out
+    policy: Policy = Policy.passage
+    k: int = 1  # self-edits per passage
+    temperature: float = 1.0
+    top_k: int | None = None
+    edit_tokens: int = 128  # tokens a `self` edit samples
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = field(default_factory=lambda: ["qkv", "attn.proj"])
+    inner_steps: int = 10
+    inner_lr: float = 1e-3
+    inner_batch: int = 4
+    rounds: int = 0  # ReST-EM rounds after the first evaluation
+    outer_steps: int = 20
+    outer_lr: float = 1e-4
+    forget_batches: int = 4
 
 
 @dataclass

@@ -158,8 +158,8 @@ def austen(path: str | None = None) -> list[str]:
 
     import rdata
 
-    where = Path(path or Path(os.environ.get("TINYGPT_CACHE", Path.home() / ".cache/tinygpt"))
-                 / "corpora" / "janeaustenr").expanduser()  # fmt: skip
+    home = Path(os.environ.get("TINYGPT_DATA", Path.home() / ".local/share/tinygpt"))
+    where = Path(path or home / "janeaustenr").expanduser()
     rdx_path, rdb_path = where / "Rdata.rdx", where / "Rdata.rdb"
     if not (rdx_path.exists() and rdb_path.exists()):
         raise TinyGPTError(f"Jane Austen's novels are not in {where}: {AUSTEN_HINT}")

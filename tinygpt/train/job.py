@@ -25,7 +25,7 @@ from tinygpt.tracking.mlflow_run import Store, Tracker, flatten
 from tinygpt.tracking.sweep import config_hash, parent_run_id
 from tinygpt.tracking.sysinfo import slurm_logs, slurm_tags, system_tags
 from tinygpt.train import checkpoint
-from tinygpt.train.loop import Interrupted, Paused, Trainer, _fixed_windows, evaluate
+from tinygpt.train.loop import Interrupted, Paused, Trainer, evaluate, fixed_windows
 
 log = logging.getLogger("tinygpt")
 
@@ -38,15 +38,15 @@ def seed_everything(seed: int) -> None:
 
 def validate(cfg: DictConfig) -> None:
     m = cfg.model
+    for key in ("d_model", "n_layers", "n_heads", "context"):
+        if m[key] < 1:
+            raise TinyGPTError(f"model.{key}={m[key]} must be a positive integer")
     if m.d_model % m.n_heads:
         divisors = [h for h in range(1, min(m.d_model, 32) + 1) if m.d_model % h == 0]
         raise TinyGPTError(
             f"model.d_model={m.d_model} is not divisible by model.n_heads={m.n_heads}: "
             f"choose n_heads from {divisors}"
         )
-    for key in ("d_model", "n_layers", "n_heads", "context"):
-        if m[key] < 1:
-            raise TinyGPTError(f"model.{key}={m[key]} must be a positive integer")
     if cfg.training.batch_size < 1 or cfg.optimizer.grad_accum < 1:
         raise TinyGPTError("training.batch_size and optimizer.grad_accum must be at least 1")
 
@@ -103,7 +103,7 @@ class StopSignals:
 def results_of(trainer: Trainer, data: TokenData, cfg: DictConfig) -> dict[str, Any]:
     s, model, rt = trainer.state, trainer.model, trainer.runtime
     final = s.last_eval or evaluate(model, trainer.val_windows, cfg.training.batch_size, rt)
-    test = evaluate(model, _fixed_windows(data.splits["test"], cfg), cfg.training.batch_size, rt)
+    test = evaluate(model, fixed_windows(data.splits["test"], cfg), cfg.training.batch_size, rt)
     return {
         "final_val_loss": final["loss"],
         "final_val_perplexity": final["perplexity"],

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from tinygpt.data.dataset import BatchSampler, DeviceBatches, TokenData
@@ -91,7 +91,7 @@ def evaluate(
     }
 
 
-def _fixed_windows(tokens: np.ndarray, cfg: DictConfig) -> torch.Tensor:
+def fixed_windows(tokens: np.ndarray, cfg: DictConfig) -> torch.Tensor:
     sampler = BatchSampler(tokens, cfg.training.batch_size, cfg.model.context, EVAL_SEED)
     return torch.from_numpy(sampler.windows(cfg.training.eval_batches * cfg.training.batch_size))
 
@@ -115,7 +115,7 @@ class Trainer:
             data.splits["train"], cfg.training.batch_size, cfg.model.context, cfg.seed
         )
         self.batches = DeviceBatches(self.sampler, runtime.device)
-        self.val_windows = _fixed_windows(data.splits["val"], cfg)
+        self.val_windows = fixed_windows(data.splits["val"], cfg)
         self.state = LoopState()
         self.stop_signal: int | None = None  # set by a signal handler, acted on between steps
         self.step_fn = torch.compile(model, mode=runtime.compile_mode) if runtime.compile else model
@@ -135,6 +135,7 @@ class Trainer:
             "wall_seconds": s.wall_seconds,
             "model_config": dict(vars(self.model.cfg)),
             "tokenizer": self.data.tokenizer.to_dict(),
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
             "mlflow_run_id": self.tracker.run_id,
         }
 

@@ -1,0 +1,154 @@
+"""SEAL adaptation: LoRA inner loop on the frozen base, policies, ReST-EM, the CLI sweep."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from tests.conftest import TINY, tinygpt_cli
+from tinygpt.app import config_dir
+from tinygpt.errors import TinyGPTError
+from tinygpt.seal import adapt as seal
+from tinygpt.seal.job import run as adapt_run
+from tinygpt.train.job import run as train_run
+
+
+@pytest.fixture(scope="session")
+def base_run(tmp_path_factory, cache_dir) -> Path:
+    """A small KJV-trained base model (context 64) in a run directory."""
+    out = tmp_path_factory.mktemp("seal-base")
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        overrides = [*TINY, "model.context=64", "training.max_steps=60"]
+        cfg = compose("config", overrides=[f"data.cache_dir={cache_dir}", "tracking.enabled=false",
+                                           *overrides])  # fmt: skip
+    train_run(cfg, out_dir=out)
+    return out
+
+
+def seal_cfg(base_run: Path, cache_dir: Path, *overrides: str):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose("config", overrides=[
+            f"data.cache_dir={cache_dir}", "tracking.enabled=false", "seal=lora",
+            f"seal.base={base_run}", "seal.passages=2", "seal.passage_tokens=64",
+            "seal.inner_steps=3", "seal.forget_batches=1", *overrides,
+        ])  # fmt: skip
+
+
+def test_inner_loop_changes_only_adapter_weights(base_run, cache_dir):
+    cfg = seal_cfg(base_run, cache_dir)
+    base, _, _ = seal.load_base(str(base_run))
+    before = copy.deepcopy(base.state_dict())
+    adapted = seal.lora(base, cfg.seal)
+    seq = torch.randint(0, base.cfg.vocab_size, (80,))
+    seal.train_on(adapted, seq, 5, 1e-2, 4, base.cfg.context, 0)
+    for k, v in base.state_dict().items():
+        assert torch.equal(v, before[k]), k  # the base is bit-identical
+    changed = {n for n, p in adapted.named_parameters() if p.requires_grad}
+    assert changed and all("lora_" in n for n in changed)
+    frozen = {n.removeprefix("base_model.model."): p for n, p in adapted.named_parameters()
+              if "lora_" not in n}  # fmt: skip
+    for name, p in frozen.items():
+        key = name.replace(".base_layer", "")
+        assert torch.equal(p, before[key]), name
+
+
+def test_merged_adapter_gives_the_same_outputs(base_run, cache_dir):
+    cfg = seal_cfg(base_run, cache_dir)
+    base, _, _ = seal.load_base(str(base_run))
+    adapted = seal.lora(base, cfg.seal)
+    seal.train_on(adapted, torch.randint(0, base.cfg.vocab_size, (80,)), 5, 1e-2, 4, 64, 0)
+    x = torch.randint(0, base.cfg.vocab_size, (2, 40))
+    adapted.eval()
+    with torch.no_grad():
+        unmerged = adapted(x)[0]
+        merged = adapted.merge_and_unload()(x)[0]
+    torch.testing.assert_close(merged, unmerged, atol=1e-5, rtol=1e-5)
+
+
+def test_trainable_parameters_grow_with_rank(base_run, cache_dir):
+    base, _, _ = seal.load_base(str(base_run))
+    counts = {r: seal.trainable_parameters(seal.lora(base, seal_cfg(
+        base_run, cache_dir, f"seal.lora_rank={r}").seal)) for r in (2, 4, 8)}  # fmt: skip
+    d, layers = base.cfg.d_model, base.cfg.n_layers
+    # qkv (d -> 3d) and attn.proj (d -> d): r * (in + out) each, per layer
+    assert counts == {r: layers * r * ((d + 3 * d) + (d + d)) for r in (2, 4, 8)}
+
+
+def test_training_on_a_memorisable_passage_lowers_its_loss(base_run, cache_dir):
+    cfg = seal_cfg(base_run, cache_dir, "seal.lora_rank=8")
+    base, tok, _ = seal.load_base(str(base_run))
+    torch.manual_seed(0)
+    text = torch.from_numpy(tok.encode("amen amen amen amen " * 8)).long()
+    p = seal.Passage(context=text[:32], continuation=text[32:64])  # the continuation repeats
+    before = seal.continuation_loss(base, p)
+    adapted = seal.lora(base, cfg.seal)
+    edit = seal.write_edit(base, p, cfg.seal, torch.Generator().manual_seed(0))
+    assert torch.equal(edit, p.context)  # the passage policy trains on the passage itself
+    seal.train_on(adapted, edit, 30, 1e-2, 4, base.cfg.context, 0)
+    assert seal.continuation_loss(adapted, p) < before - 0.05
+
+
+def test_rest_em_fine_tunes_the_policy_on_the_best_edits_only(base_run, cache_dir, tmp_path,
+                                                             monkeypatch):  # fmt: skip
+    seen = []
+    real = seal.rest_em_update
+
+    def spy(policy, best_edits, cfg, seed):
+        seen.append([e.clone() for e in best_edits])
+        return real(policy, best_edits, cfg, seed)
+
+    monkeypatch.setattr(seal, "rest_em_update", spy)
+    cfg = seal_cfg(base_run, cache_dir, "seal.policy=self", "seal.k=3", "seal.rounds=1",
+                   "seal.edit_tokens=16", "seal.outer_steps=3")  # fmt: skip
+
+    class NoTracker:
+        def log_metrics(self, *a):
+            pass
+
+        def flush(self):
+            pass
+
+    summary = seal.adapt(cfg, tmp_path, NoTracker())
+    rows = [json.loads(line) for line in (tmp_path / "edits.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * 2 * 3  # rounds x passages x k
+    assert len(seen) == 1 and len(seen[0]) == 2
+    _, tok, _ = seal.load_base(str(seal_cfg(base_run, cache_dir).seal.base))
+    for i, edit in enumerate(seen[0]):
+        first_round = [r for r in rows if r["round"] == 0 and r["passage"] == i]
+        best = max(first_round, key=lambda r: r["improvement"])
+        assert tok.decode(edit.tolist()) == best["text"]
+    assert len(summary["mean_reward_per_round"]) == 2
+
+
+@pytest.mark.slow
+def test_cli_sweep_over_steps_and_ranks(base_run, tmp_path, cache_dir):
+    proc = tinygpt_cli("-m", "seal=lora", f"seal.base={base_run}", "seal.passages=2",
+                       "seal.passage_tokens=64", "seal.forget_batches=1",
+                       "seal.inner_steps=1,3", "seal.lora_rank=2,4", cwd=tmp_path,
+                       cache_dir=cache_dir)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    jsonls = sorted(tmp_path.glob("multirun/*/*/*/edits.jsonl"))
+    assert len(jsonls) == 4
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tinygpt").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 4 and {r.info.status for r in children} == {"FINISHED"}
+    assert all({"improvement", "forgetting", "update_tokens"} <= r.data.metrics.keys()
+               for r in children)  # fmt: skip
+
+
+def test_bad_input_is_clear(base_run, cache_dir, tmp_path):
+    with pytest.raises(TinyGPTError, match="seal.base"):
+        adapt_run(seal_cfg(tmp_path / "nope", cache_dir), out_dir=tmp_path / "a")
+    with pytest.raises(TinyGPTError, match="at least 1"):
+        adapt_run(seal_cfg(base_run, cache_dir, "seal.lora_rank=0"), out_dir=tmp_path / "b")
+    (tmp_path / "short.txt").write_text("\n\n".join(["tiny"] * 50))
+    cfg = seal_cfg(base_run, cache_dir, "seal.target._target_=tinygpt.data.corpora.text",
+                   f"+seal.target.path={tmp_path / 'short.txt'}")  # fmt: skip
+    with pytest.raises(TinyGPTError, match="no passage"):
+        adapt_run(cfg, out_dir=tmp_path / "c")

@@ -1,0 +1,250 @@
+"""SEAL-style self-adaptation: self-edits, LoRA inner loop (peft), ReST-EM outer loop.
+
+For each target passage the policy writes k self-edits; each edit trains a fresh LoRA adapter on
+the frozen base for ``inner_steps``; the reward is how much the adapter lowered the loss on the
+passage's held-out continuation. Forgetting is the rise of the base domain's validation loss.
+With ``rounds`` > 0 the best edit per passage is kept and the policy is fine-tuned on those
+(ReST-EM), and the whole evaluation repeats.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from tinygpt.data.dataset import BatchSampler, prepare, split_documents
+from tinygpt.data.tokenizers import Tokenizer, load_tokenizer
+from tinygpt.errors import TinyGPTError, instantiate
+from tinygpt.model import GPTConfig, TinyGPT
+from tinygpt.train import checkpoint
+
+
+@dataclass
+class Passage:
+    context: torch.Tensor  # (Tc,) ids the policy sees
+    continuation: torch.Tensor  # (Th,) held-out ids the reward is measured on
+
+
+@dataclass
+class EditResult:
+    round: int
+    passage: int
+    edit: int
+    improvement: float
+    target_loss_before: float
+    target_loss_after: float
+    forgetting: float
+    base_loss_before: float
+    base_loss_after: float
+    trainable_parameters: int
+    edit_tokens: int
+    update_tokens: int
+    seconds: float
+    text: str  # the self-edit, decoded
+
+
+def load_base(spec: str | None) -> tuple[TinyGPT, Tokenizer, dict[str, Any]]:
+    """A trained model, its tokenizer and its training config, from a run dir or MLflow run id."""
+    if not spec:
+        raise TinyGPTError("seal=lora needs seal.base=<run directory or MLflow run id>")
+    run_dir = Path(spec).expanduser()
+    if not run_dir.is_dir():
+        import mlflow
+
+        try:
+            run_dir = Path(mlflow.get_run(spec).data.tags["output_dir"])
+        except Exception:
+            raise TinyGPTError(
+                f"seal.base={spec} is neither a run directory nor an MLflow run id with an "
+                "output_dir tag: point it at a training run's output directory"
+            ) from None
+    path = run_dir / "final.pt"
+    if not path.exists():
+        raise TinyGPTError(f"seal.base: {path} does not exist: train the base model to the end")
+    ckpt = checkpoint.load(path)
+    model = TinyGPT(GPTConfig(**ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    tok_path = run_dir / "tokenizer.json"
+    tok = load_tokenizer(tok_path)
+    return model.eval(), tok, ckpt.get("config", {})
+
+
+def passages(cfg: DictConfig, tok: Tokenizer, context: int) -> list[Passage]:
+    """The target domain's held-out documents, cut into context + continuation."""
+    if cfg.target is None:
+        raise TinyGPTError("seal.target is not set: give a corpus, e.g. seal/target=austen")
+    docs = instantiate(cfg.target)
+    docs = split_documents(docs)["val"] or docs  # documents the split keeps out of training
+    need = min(cfg.passage_tokens, context + 1)  # context + continuation fit one window
+    out = []
+    for d in docs:
+        ids = torch.from_numpy(tok.encode(d)[:need]).long()
+        if len(ids) < need:
+            continue
+        cut = max(1, int(need * cfg.context_fraction))
+        out.append(Passage(ids[:cut], ids[cut:need]))
+        if len(out) == cfg.passages:
+            break
+    if not out:
+        raise TinyGPTError(
+            f"the target corpus has no passage of seal.passage_tokens={need} tokens: lower it "
+            "or choose another seal.target"
+        )
+    return out
+
+
+@torch.no_grad()
+def continuation_loss(model: torch.nn.Module, p: Passage) -> float:
+    """Loss on the held-out continuation, given the context."""
+    model.eval()
+    seq = torch.cat([p.context, p.continuation])[None]
+    logits, _ = model(seq[:, :-1])
+    start = len(p.context) - 1
+    return F.cross_entropy(logits[0, start:], seq[0, start + 1 :]).item()
+
+
+@torch.no_grad()
+def windows_loss(model: torch.nn.Module, windows: torch.Tensor) -> float:
+    model.eval()
+    _, loss = model(windows[:, :-1], windows[:, 1:])
+    return loss.item()
+
+
+@torch.no_grad()
+def write_edit(policy: TinyGPT, p: Passage, cfg: DictConfig, gen: torch.Generator) -> torch.Tensor:
+    """One self-edit: the passage itself, or the policy's own continuation of it."""
+    if cfg.policy == "passage":
+        return p.context.clone()
+    policy.eval()
+    idx = p.context[None]
+    for _ in range(cfg.edit_tokens):
+        logits, _ = policy(idx[:, -policy.cfg.context :])
+        logits = logits[:, -1] / max(cfg.temperature, 1e-6)
+        if cfg.top_k:
+            v, _ = torch.topk(logits, min(cfg.top_k, logits.size(-1)))
+            logits[logits < v[:, [-1]]] = -float("inf")
+        nxt = torch.multinomial(F.softmax(logits, -1), 1, generator=gen)
+        idx = torch.cat([idx, nxt], 1)
+    return idx[0]
+
+
+def train_on(model: torch.nn.Module, seq: torch.Tensor, steps: int, lr: float, batch: int,
+             context: int, seed: int) -> int:  # fmt: skip
+    """Next-token training on random windows of one token sequence; returns tokens used."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    sampler = BatchSampler(seq.numpy(), batch, min(context, len(seq) - 1), seed)
+    model.train()
+    for _ in range(steps):
+        w = torch.from_numpy(sampler.windows(batch))
+        _, loss = model(w[:, :-1], w[:, 1:])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return steps * batch * sampler.context
+
+
+def lora(base: TinyGPT, cfg: DictConfig) -> Any:
+    """A fresh LoRA adapter on a frozen copy of the base (peft on the project's own model)."""
+    from peft import LoraConfig, get_peft_model
+
+    if cfg.lora_rank < 1:
+        raise TinyGPTError(f"seal.lora_rank={cfg.lora_rank}: a LoRA rank must be at least 1")
+    config = LoraConfig(
+        r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.lora_targets),
+    )  # fmt: skip
+    return get_peft_model(copy.deepcopy(base), config)
+
+
+def trainable_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def rest_em_update(policy: TinyGPT, best_edits: list[torch.Tensor], cfg: DictConfig,
+                   seed: int) -> int:  # fmt: skip
+    """ReST-EM's M-step: fine-tune the policy on the best-rewarded edit of each passage."""
+    seq = torch.cat(best_edits)
+    return train_on(policy, seq, cfg.outer_steps, cfg.outer_lr, cfg.inner_batch,
+                    policy.cfg.context, seed)  # fmt: skip
+
+
+def adapt(cfg: DictConfig, out: Path, tracker: Any) -> dict[str, Any]:
+    """Run the experiment; write ``edits.jsonl`` and ``results.json``; return the summary."""
+    s = cfg.seal
+    torch.manual_seed(cfg.seed)
+    base, tok, base_cfg = load_base(s.base)
+    targets = passages(s, tok, base.cfg.context)
+    if not base_cfg:
+        raise TinyGPTError("seal.base's checkpoint has no training config to measure forgetting")
+    base_data = prepare(OmegaConf.create(base_cfg["data"]), base.cfg.context)
+    forget = torch.from_numpy(
+        BatchSampler(base_data.splits["val"], 8, base.cfg.context, 1234).windows(
+            8 * s.forget_batches
+        )
+    )
+    base_forget = windows_loss(base, forget)
+    policy = copy.deepcopy(base)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    results: list[EditResult] = []
+    log_path = out / "edits.jsonl"
+    with log_path.open("w") as log:
+        for rnd in range(s.rounds + 1):
+            best: list[torch.Tensor] = []
+            for i, p in enumerate(targets):
+                before = continuation_loss(base, p)
+                scored = []
+                for j in range(s.k):
+                    t0 = time.perf_counter()
+                    edit = write_edit(policy, p, s, gen)
+                    adapted = lora(base, s)
+                    used = train_on(adapted, edit, s.inner_steps, s.inner_lr, s.inner_batch,
+                                    base.cfg.context, cfg.seed + j)  # fmt: skip
+                    after = continuation_loss(adapted, p)
+                    forget_after = windows_loss(adapted, forget)
+                    r = EditResult(
+                        rnd, i, j, before - after, before, after, forget_after - base_forget,
+                        base_forget, forget_after, trainable_parameters(adapted), len(edit), used,
+                        time.perf_counter() - t0, tok.decode(edit.tolist()),
+                    )  # fmt: skip
+                    results.append(r)
+                    scored.append((r.improvement, edit))
+                    log.write(json.dumps(asdict(r)) + "\n")
+                best.append(max(scored, key=lambda x: x[0])[1])
+            this = [r for r in results if r.round == rnd]
+            tracker.log_metrics(summary(this), rnd)
+            tracker.flush()
+            if rnd < s.rounds:
+                rest_em_update(policy, best, s, cfg.seed + rnd)
+    final = summary([r for r in results if r.round == s.rounds])
+    final["mean_reward_per_round"] = [summary([r for r in results if r.round == k])["improvement"]
+                                      for k in range(s.rounds + 1)]  # fmt: skip
+    (out / "results.json").write_text(json.dumps(final, indent=2))
+    return final
+
+
+def summary(rs: list[EditResult]) -> dict[str, Any]:
+    def mean(key: str) -> float:
+        return float(np.mean([getattr(r, key) for r in rs]))
+
+    return {
+        "improvement": mean("improvement"),
+        "target_loss_before": mean("target_loss_before"),
+        "target_loss_after": mean("target_loss_after"),
+        "forgetting": mean("forgetting"),
+        "trainable_parameters": mean("trainable_parameters"),
+        "edit_tokens": float(sum(r.edit_tokens for r in rs)),
+        "update_tokens": float(sum(r.update_tokens for r in rs)),
+        "seconds": float(sum(r.seconds for r in rs)),
+        "edits": float(len(rs)),
+        "improvement_positive_share": float(np.mean([r.improvement > 0 for r in rs])),
+    }

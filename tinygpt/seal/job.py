@@ -1,0 +1,43 @@
+"""One adaptation job (`tinygpt seal=lora ...`): an MLflow run around ``adapt``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from tinygpt import hardware
+from tinygpt.seal.adapt import adapt
+from tinygpt.tracking.mlflow_run import flatten
+from tinygpt.train.job import open_tracking, output_dir
+
+log = logging.getLogger("tinygpt")
+
+
+def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
+    """Adapt the base model to the target passages; return the mean improvement (reward)."""
+    out = out_dir or output_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    runtime = hardware.resolve(cfg.hardware)
+    tracker, _, skipped = open_tracking(cfg, out, runtime, None)
+    if skipped is not None:
+        return skipped
+    status = "FAILED"
+    try:
+        tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+        summary = adapt(cfg, out, tracker)
+        tracker.log_metrics(
+            {k: v for k, v in summary.items() if isinstance(v, float)}, cfg.seal.rounds
+        )
+        tracker.log_artifact(out / "edits.jsonl")
+        tracker.log_artifact(out / "results.json")
+        log.info("seal results: %s", summary)
+        status = "FINISHED"
+        return summary["improvement"]
+    except Exception as e:
+        tracker.set_tags({"error": f"{type(e).__name__}: {e}"[:5000]})
+        raise
+    finally:
+        tracker.log_artifacts(out / ".hydra", "hydra")
+        tracker.close(status)
