@@ -4,6 +4,8 @@ import copy
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -11,6 +13,7 @@ from hydra import compose, initialize_config_dir
 from tests.conftest import TINY, tinygpt_cli
 from tinygpt.app import config_dir
 from tinygpt.errors import TinyGPTError
+from tinygpt.scaling.adaptation import pareto_front, power_law
 from tinygpt.seal import adapt as seal
 from tinygpt.seal.job import run as adapt_run
 from tinygpt.train.job import run as train_run
@@ -140,6 +143,26 @@ def test_cli_sweep_over_steps_and_ranks(base_run, tmp_path, cache_dir):
     assert len(children) == 4 and {r.info.status for r in children} == {"FINISHED"}
     assert all({"improvement", "forgetting", "update_tokens"} <= r.data.metrics.keys()
                for r in children)  # fmt: skip
+
+    # The adaptation view of the same sweep.
+    proc = tinygpt_cli(f"source.uri=sqlite:///{tmp_path / 'mlflow.db'}", cwd=tmp_path,
+                       cache_dir=cache_dir, app="tinygpt.analyze")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (out,) = tmp_path.glob("analysis/*/*")
+    for name in ("adaptation_laws.png", "pareto_forgetting.png", "adaptation.csv"):
+        assert (out / name).exists(), name
+    summary = pd.read_csv(out / "adaptation.csv")
+    assert len(summary) == 4 and summary["pareto"].any()
+    assert set(summary["seal.lora_rank"]) == {2, 4} and set(summary["seal.inner_steps"]) == {1, 3}
+
+
+def test_pareto_front_and_power_law():
+    improvement = np.array([0.1, 0.3, 0.2, 0.3])
+    forgetting = np.array([0.0, 0.2, 0.3, 0.1])
+    assert pareto_front(improvement, forgetting).tolist() == [True, False, False, True]
+    x = np.array([1.0, 3.0, 10.0, 30.0])
+    law = power_law(x, 0.02 * x**0.5)
+    assert law["a"] == pytest.approx(0.02) and law["b"] == pytest.approx(0.5)
 
 
 def test_bad_input_is_clear(base_run, cache_dir, tmp_path):

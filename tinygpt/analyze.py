@@ -46,6 +46,16 @@ def run(cfg: DictConfig, out: Path) -> None:
     from tinygpt.scaling.report import analyze, write
 
     table = instantiate(cfg.source)
+    if table.attrs.get("kind") == "adaptation":
+        from tinygpt.scaling import adaptation
+
+        paths, report = adaptation.write(table, out)
+        print(f"{len(table)} seal runs from {table.attrs.get('source')}")
+        for name, law in report["fits"].items():
+            if law:
+                print(f"  improvement, {name}: {law['a']:.4g} · x^{law['b']:.3f}")
+        print(f"adaptation_laws.png, pareto_forgetting.png and adaptation.csv in {out}")
+        return
     analysis = analyze(table, FitSettings(**cfg.fit))
     paths = write(analysis, out, plots=cfg.plots)
     print(f"{len(analysis.table)} runs from {table.attrs.get('source')}")

@@ -51,7 +51,10 @@ def from_mlflow(
             and r.data.tags.get("kind") != "analysis"]  # fmt: skip
     if not runs:
         raise TinyGPTError(f"no runs match {where} in experiment '{experiment}'")
-    done = [r for r in runs if r.info.status == "FINISHED" and "final_val_loss" in r.data.metrics]
+    # Pre-training runs end with final_val_loss; adaptation (seal) runs with improvement.
+    adaptation = any(r.data.params.get("seal.enabled") == "True" for r in runs)
+    result_key = "improvement" if adaptation else "final_val_loss"
+    done = [r for r in runs if r.info.status == "FINISHED" and result_key in r.data.metrics]
     if len(done) < len(runs):
         log.warning("%d of %d runs have no results (not FINISHED): left out",
                     len(runs) - len(done), len(runs))  # fmt: skip
@@ -60,18 +63,36 @@ def from_mlflow(
     rows = []
     for r in done:
         m = r.data.metrics
+        measured = (
+            {
+                k: m[k]
+                for k in (
+                    "improvement",
+                    "forgetting",
+                    "update_tokens",
+                    "edit_tokens",
+                    "trainable_parameters",
+                )
+                if k in m
+            }
+            if adaptation
+            else {
+                "N": m["non_embedding_parameters"],
+                "D": m["tokens_seen"],
+                "C": m["flops"],
+                "loss": m["final_val_loss"],
+            }
+        )
         rows.append({
             "run_id": r.info.run_id,
-            "N": m["non_embedding_parameters"],
-            "D": m["tokens_seen"],
-            "C": m["flops"],
-            "loss": m["final_val_loss"],
+            **measured,
             "seed": int(r.data.params.get("seed", 0)),
             **{f"param:{k}": v for k, v in r.data.params.items()},
         })  # fmt: skip
     table = _keep_varying_settings(pd.DataFrame(rows))
     table.attrs["sweep_run_id"] = parent_id
     table.attrs["source"] = where
+    table.attrs["kind"] = "adaptation" if adaptation else "scaling"
     return table
 
 
