@@ -43,7 +43,8 @@ def test_tiny_run_is_a_finished_mlflow_run_with_metrics_and_results(tmp_path, ca
 
 
 def test_two_seed_multirun_gives_two_runs(tmp_path, cache_dir):
-    proc = tinygpt_cli("-m", *TINY, "seed=1,2", cwd=tmp_path, cache_dir=cache_dir)
+    # overrides on both sides of -m, as in `tinygpt model=d256 -m seed=42,43,44`
+    proc = tinygpt_cli(*TINY[:3], "-m", *TINY[3:], "seed=1,2", cwd=tmp_path, cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr
     _, runs = runs_in(tmp_path)
     parents = [r for r in runs if r.data.tags.get("sweep") == "true"]

@@ -53,6 +53,12 @@ def _main(cfg: DictConfig) -> float:
 
 
 def main() -> None:
+    # `tinygpt model=d256 -m seed=1,2`: argparse rejects overrides on both sides of a flag, so
+    # the multirun flag moves to the front, where Hydra's parser accepts it.
+    args = sys.argv[1:]
+    flags = [a for a in args if a in ("-m", "--multirun")]
+    if flags:
+        sys.argv[1:] = [flags[0], *(a for a in args if a not in ("-m", "--multirun"))]
     _main()
 
 
