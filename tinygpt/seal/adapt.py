@@ -125,16 +125,8 @@ def write_edit(policy: TinyGPT, p: Passage, cfg: DictConfig, gen: torch.Generato
     if cfg.policy == "passage":
         return p.context.clone()
     policy.eval()
-    idx = p.context[None]
-    for _ in range(cfg.edit_tokens):
-        logits, _ = policy(idx[:, -policy.cfg.context :])
-        logits = logits[:, -1] / max(cfg.temperature, 1e-6)
-        if cfg.top_k:
-            v, _ = torch.topk(logits, min(cfg.top_k, logits.size(-1)))
-            logits[logits < v[:, [-1]]] = -float("inf")
-        nxt = torch.multinomial(F.softmax(logits, -1), 1, generator=gen)
-        idx = torch.cat([idx, nxt], 1)
-    return idx[0]
+    out = policy.generate(p.context[None], cfg.edit_tokens, cfg.temperature, cfg.top_k, gen)
+    return out[0]
 
 
 def train_on(model: torch.nn.Module, seq: torch.Tensor, steps: int, lr: float, batch: int,

@@ -48,14 +48,19 @@ def system_tags(device: torch.device) -> dict[str, str]:
     }
 
 
-def slurm_logs() -> list[Path]:
-    """The stdout/stderr files submitit writes for this job, when running under submitit."""
+def _submitit_logs() -> list[Path]:
+    """The stdout/stderr paths submitit gives this job (none outside submitit)."""
     if "SUBMITIT_FOLDER" not in os.environ:
         return []
     import submitit
 
     paths = submitit.JobEnvironment().paths
-    return [p for p in (paths.stdout, paths.stderr) if p.exists()]
+    return [paths.stdout, paths.stderr]
+
+
+def slurm_logs() -> list[Path]:
+    """The job's stdout/stderr files that exist so far."""
+    return [p for p in _submitit_logs() if p.exists()]
 
 
 def slurm_tags() -> dict[str, str]:
@@ -67,9 +72,7 @@ def slurm_tags() -> dict[str, str]:
         "slurm_partition": os.environ.get("SLURM_JOB_PARTITION", ""),
         "slurm_node": os.environ.get("SLURMD_NODENAME", ""),
     }
-    if "SUBMITIT_FOLDER" in os.environ:
-        import submitit
-
-        paths = submitit.JobEnvironment().paths
-        tags |= {"job_stdout": str(paths.stdout), "job_stderr": str(paths.stderr)}
+    logs = _submitit_logs()
+    if logs:
+        tags |= {"job_stdout": str(logs[0]), "job_stderr": str(logs[1])}
     return tags
