@@ -26,6 +26,8 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from tinygpt.app import config_dir
+from tinygpt.hardware import resolve
+from tinygpt.model import TinyGPT
 from tinygpt.train.job import build_model, run
 from tinygpt.train.optim import build_optimizer
 
@@ -52,6 +54,16 @@ def peak_flops(device: torch.device, precision: str) -> float | None:
     return None
 
 
+def palm_flops_per_token(model: TinyGPT) -> int:
+    """The MFU convention of PaLM (Chowdhery et al. 2022, app. B) and nanoGPT's estimate_mfu:
+    6N with the output projection's matmul in N, plus 12·L·d·T for attention counted as if
+    unmasked. ``model.flops_per_token()`` counts the causal half of attention and leaves out the
+    output projection (the C = 6ND of scaling laws), so it gives the lower of the two MFUs."""
+    c = model.cfg
+    n = model.num_non_embedding_parameters() + c.vocab_size * c.d_model
+    return 6 * n + 12 * c.n_layers * c.d_model * c.context
+
+
 def compose_cfg(preset: str, args: argparse.Namespace, compile_: bool, precision: str, out: Path):
     overrides = [
         f"model={preset}",
@@ -73,7 +85,7 @@ def compose_cfg(preset: str, args: argparse.Namespace, compile_: bool, precision
         return compose("config", overrides=overrides)
 
 
-def bare_loop(cfg, device: torch.device, precision: str, compile_: bool, steps: int, warmup: int):
+def bare_loop(cfg, device: torch.device, compile_: bool, steps: int, warmup: int):
     """Model + optimizer + random batches: the floor the framework is measured against."""
     torch.manual_seed(0)
     model = build_model(cfg, 66).to(device)
@@ -81,11 +93,11 @@ def bare_loop(cfg, device: torch.device, precision: str, compile_: bool, steps: 
     fn = torch.compile(model, mode=cfg.hardware.compile_mode) if compile_ else model
     b, t = cfg.training.batch_size, cfg.model.context
     batches = torch.randint(0, 66, (8, b, t + 1), device=device)
-    dtype = torch.bfloat16 if precision == "bf16" else None
+    runtime = resolve(cfg.hardware)  # the job's autocast and attention kernel, nothing else
 
     def step(i: int) -> torch.Tensor:
         x = batches[i % 8]
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        with runtime.autocast():
             _, loss = fn(x[:, :-1], x[:, 1:])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -106,7 +118,8 @@ def bare_loop(cfg, device: torch.device, precision: str, compile_: bool, steps: 
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
-    return steps * b * t / dt, dt / steps, peak, model.flops_per_token()
+    flops = (model.flops_per_token(), palm_flops_per_token(model))
+    return steps * b * t / dt, dt / steps, peak, flops
 
 
 def main() -> None:
@@ -132,7 +145,8 @@ def main() -> None:
     compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
     rows = []
     header = (f"{'preset':8s}{'compile':>8s}{'prec':>6s}{'bare tok/s':>13s}{'full tok/s':>13s}"
-              f"{'full/bare':>10s}{'step ms':>9s}{'peak MiB':>10s}{'MFU':>7s}")  # fmt: skip
+              f"{'full/bare':>10s}{'step ms':>9s}{'peak MiB':>10s}"
+              f"{'MFU':>7s}{'causal':>8s}")  # fmt: skip
     print(header, flush=True)
     for preset in args.presets:
         for compile_ in compiles:
@@ -149,8 +163,8 @@ def main() -> None:
                     # only ever slows a run down.
                     bare_tps, full_tps = 0.0, None
                     for rep in range(args.repeats):
-                        tps, step_s, peak, fpt = bare_loop(
-                            cfg, device, precision, compile_, args.steps - warm, warm
+                        tps, step_s, peak, (fpt, palm_fpt) = bare_loop(
+                            cfg, device, compile_, args.steps - warm, warm
                         )
                         bare_tps = max(bare_tps, tps)
                         if not args.bare_only:
@@ -159,7 +173,8 @@ def main() -> None:
                             full_tps = max(full_tps or 0.0, res["steady_tokens_per_sec"])
                     step_s = args.batch_size * cfg.model.context / bare_tps
                 peak_rate = peak_flops(device, precision)
-                mfu = fpt * bare_tps / peak_rate if peak_rate else None
+                mfu = palm_fpt * bare_tps / peak_rate if peak_rate else None
+                mfu_causal = fpt * bare_tps / peak_rate if peak_rate else None
                 row = {
                     "preset": preset, "compile": compile_, "precision": precision,
                     "device": str(device),
@@ -169,14 +184,19 @@ def main() -> None:
                     "bare_tokens_per_sec": bare_tps, "full_tokens_per_sec": full_tps,
                     "full_over_bare": full_tps / bare_tps if full_tps else None,
                     "step_ms": step_s * 1e3, "peak_mib": peak, "mfu": mfu,
-                    "flops_per_token": fpt,
+                    "mfu_causal": mfu_causal, "flops_per_token": palm_fpt,
+                    "flops_per_token_causal": fpt,
+                    "attention": str(cfg.hardware.attention),
+                    "compile_mode": cfg.hardware.compile_mode,
                 }  # fmt: skip
                 rows.append(row)
                 ratio = f"{row['full_over_bare']:.3f}" if full_tps else "-"
                 print(
                     f"{preset:8s}{compile_!s:>8s}{precision:>6s}{bare_tps:13,.0f}"
-                    f"{(full_tps or 0):13,.0f}{ratio:>10s}{step_s * 1e3:9.1f}"
-                    f"{(peak or 0):10.0f}{(f'{mfu:.1%}' if mfu else '-'):>7s}",
+                    f"{(f'{full_tps:,.0f}' if full_tps else '-'):>13s}{ratio:>10s}"
+                    f"{step_s * 1e3:9.1f}"
+                    f"{(peak or 0):10.0f}{(f'{mfu:.1%}' if mfu else '-'):>7s}"
+                    f"{(f'{mfu_causal:.1%}' if mfu_causal else '-'):>8s}",
                     flush=True,
                 )
     meta = {"torch": torch.__version__, "python": sys.version.split()[0],

@@ -64,6 +64,7 @@ def test_two_seed_multirun_gives_two_runs(tmp_path, cache_dir):
         (["model.d_model=30", "model.n_heads=4"], "not divisible by model.n_heads=4"),
         (["data=text", "data.path=/no/such/file.txt"], "/no/such/file.txt does not exist"),
         (["hardware.device=gpu"], "Invalid value 'gpu'"),
+        (["hardware.attention=flash3"], "Invalid value 'flash3'"),
     ],
 )
 def test_bad_input_is_one_clear_message(tmp_path, cache_dir, overrides, message):

@@ -5,7 +5,9 @@ import math
 import pytest
 import torch
 
+from tinygpt.config import Attention
 from tinygpt.errors import TinyGPTError
+from tinygpt.hardware import Runtime
 from tinygpt.train import checkpoint
 from tinygpt.train.job import run
 from tinygpt.train.optim import lr_factor, param_groups
@@ -97,3 +99,50 @@ def test_asking_for_cuda_without_one_is_a_clear_error(make_cfg, tmp_path):
         pytest.skip("this machine has CUDA")
     with pytest.raises(TinyGPTError, match="hardware=cpu"):
         run(make_cfg("hardware=cuda"), out_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("attention", "kernel"),
+    [
+        ("auto", "aten::_scaled_dot_product_flash_attention_for_cpu"),
+        ("math", "aten::_scaled_dot_product_attention_math"),
+        # cuDNN has no CPU kernel: math runs instead, no error.
+        ("cudnn", "aten::_scaled_dot_product_attention_math"),
+    ],
+)
+def test_attention_preference_selects_the_sdpa_kernel(attention, kernel):
+    rt = Runtime(torch.device("cpu"), None, compile=False, attention=Attention(attention))
+    q = torch.randn(2, 2, 16, 8)
+    with torch.profiler.profile() as prof, rt.autocast():
+        torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True)
+    ops = {e.name for e in prof.events()}
+    assert kernel in ops
+    assert not {o for o in ops if "_scaled_dot_product_" in o} - {kernel}
+
+
+def test_attention_kernel_leaves_the_loss_alone(make_cfg, tmp_path):
+    auto = run(make_cfg("hardware=cpu"), out_dir=tmp_path / "auto")
+    math_ = run(make_cfg("hardware=cpu", "hardware.attention=math"), out_dir=tmp_path / "math")
+    assert math_ == pytest.approx(auto, rel=1e-4)
+
+
+def test_compiled_model_trains_to_the_eager_loss(make_cfg, tmp_path):
+    eager = run(make_cfg("hardware=cpu"), out_dir=tmp_path / "eager")
+    compiled = run(make_cfg("hardware=cpu", "hardware.compile=true"), out_dir=tmp_path / "compiled")
+    assert compiled == pytest.approx(eager, rel=1e-5)
+
+
+def test_compile_failure_falls_back_to_eager(make_cfg, tmp_path, monkeypatch, caplog):
+    eager = run(make_cfg("hardware=cpu"), out_dir=tmp_path / "eager")
+
+    def no_compiler(model, **kwargs):
+        def first_call(*args):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+        return first_call
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    fallback = run(make_cfg("hardware=cpu", "hardware.compile=true"), out_dir=tmp_path / "fb")
+    assert fallback == eager
+    assert "torch.compile failed (InvalidCxxCompiler" in caplog.text
+    assert "falling back to eager mode" in caplog.text

@@ -72,6 +72,16 @@ class Precision(str, Enum):
     bf16 = "bf16"
 
 
+class Attention(str, Enum):
+    """Which fused kernel ``scaled_dot_product_attention`` runs (torch's SDPBackend)."""
+
+    auto = "auto"  # torch's own choice
+    flash = "flash"
+    cudnn = "cudnn"
+    efficient = "efficient"
+    math = "math"
+
+
 @dataclass
 class HardwareConfig:
     device: Device = Device.auto
@@ -81,6 +91,8 @@ class HardwareConfig:
     # torch.compile mode: null (default), reduce-overhead (CUDA graphs), max-autotune, ...
     compile_mode: str | None = None
     threads: int | None = None  # intra-op CPU threads; None = torch's default (all cores)
+    # SDPA kernel; the math one runs where the chosen one cannot (cuDNN on CPU, some shapes).
+    attention: Attention = Attention.auto
 
 
 class Policy(str, Enum):

@@ -7,9 +7,17 @@ from dataclasses import dataclass
 
 import torch
 from omegaconf import DictConfig
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from tinygpt.config import Device, Precision
+from tinygpt.config import Attention, Device, Precision
 from tinygpt.errors import TinyGPTError
+
+_BACKENDS = {
+    Attention.flash: SDPBackend.FLASH_ATTENTION,
+    Attention.cudnn: SDPBackend.CUDNN_ATTENTION,
+    Attention.efficient: SDPBackend.EFFICIENT_ATTENTION,
+    Attention.math: SDPBackend.MATH,
+}
 
 
 @dataclass(frozen=True)
@@ -18,15 +26,23 @@ class Runtime:
     autocast_dtype: torch.dtype | None
     compile: bool
     compile_mode: str | None = None
+    attention: Attention = Attention.auto
 
     @property
     def precision(self) -> str:
         return "bf16" if self.autocast_dtype == torch.bfloat16 else "fp32"
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+        """Mixed precision and the preferred attention kernel, around forward passes."""
+        stack = contextlib.ExitStack()
+        if self.autocast_dtype is not None:
+            stack.enter_context(torch.autocast(self.device.type, dtype=self.autocast_dtype))
+        if self.attention is not Attention.auto:
+            # The chosen kernel, and the math one where it cannot run (cuDNN's on CPU, flash's on
+            # head sizes over 256): a preference that never leaves a shape without a kernel.
+            backends = list(dict.fromkeys([_BACKENDS[self.attention], SDPBackend.MATH]))
+            stack.enter_context(sdpa_kernel(backends, set_priority=True))
+        return stack
 
 
 def _mps_available() -> bool:
@@ -65,4 +81,5 @@ def resolve(cfg: DictConfig) -> Runtime:
         autocast_dtype=torch.bfloat16 if precision is Precision.bf16 else None,
         compile=cfg.compile,
         compile_mode=cfg.compile_mode,
+        attention=Attention(cfg.attention),
     )

@@ -4,9 +4,9 @@ For each tokenizer (char, byte, bpe, gpt2) on the King James Bible it prints tok
 batched path the token cache uses (`encode_documents`: vectorised numpy for char/byte, the Rust
 `encode_batch` on all cores for BPE/GPT-2) and of encoding one document at a time in a Python
 loop, measured in the same run, plus how long a warm-cache `prepare()` takes. Writes
-benchmarks/results/tokenize.json.
+benchmarks/results/tokenizer_speed.json.
 
-    python benchmarks/tokenize.py
+    python benchmarks/tokenizer_speed.py
 """
 
 import os
@@ -72,7 +72,7 @@ def main() -> None:
             _, warm = timed(lambda cfg=cfg: prepare(cfg.data, 128))
             starts[tok] = {"cold_seconds": cold, "warm_seconds": warm}
             print(f"prepare() data=kjv {tok}: cold {cold:.2f} s, warm cache {warm:.2f} s")
-    out = Path(__file__).parent / "results" / "tokenize.json"
+    out = Path(__file__).parent / "results" / "tokenizer_speed.json"
     out.write_text(json.dumps({"rows": rows, "bpe_train_seconds": bpe_train_s,
                                "prepare": starts}, indent=2))  # fmt: skip
 
