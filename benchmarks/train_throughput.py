@@ -27,41 +27,9 @@ from hydra import compose, initialize_config_dir
 
 from tinygpt.app import config_dir
 from tinygpt.hardware import resolve
-from tinygpt.model import TinyGPT
 from tinygpt.train.job import build_model, run
+from tinygpt.train.mfu import device_peak, palm_flops_per_token
 from tinygpt.train.optim import build_optimizer
-
-# Dense peak rates (FLOP/s) by device-name fragment: bf16 tensor cores, and TF32 for fp32 runs
-# (the cuda preset enables TF32). Vendor datasheets, without sparsity.
-PEAKS = {
-    "H200": {"bf16": 989e12, "fp32": 494e12},
-    "H100 PCIe": {"bf16": 756e12, "fp32": 378e12},
-    "H100": {"bf16": 989e12, "fp32": 494e12},
-    "A100": {"bf16": 312e12, "fp32": 156e12},
-    "L40S": {"bf16": 362e12, "fp32": 183e12},
-    "L4": {"bf16": 121e12, "fp32": 60e12},
-    "A10": {"bf16": 125e12, "fp32": 62.5e12},
-}
-
-
-def peak_flops(device: torch.device, precision: str) -> float | None:
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    for key, rates in PEAKS.items():  # most specific names first
-        if key in name:
-            return rates[precision]
-    return None
-
-
-def palm_flops_per_token(model: TinyGPT) -> int:
-    """The MFU convention of PaLM (Chowdhery et al. 2022, app. B) and nanoGPT's estimate_mfu:
-    6N with the output projection's matmul in N, plus 12·L·d·T for attention counted as if
-    unmasked. ``model.flops_per_token()`` counts the causal half of attention and leaves out the
-    output projection (the C = 6ND of scaling laws), so it gives the lower of the two MFUs."""
-    c = model.cfg
-    n = model.num_non_embedding_parameters() + c.vocab_size * c.d_model
-    return 6 * n + 12 * c.n_layers * c.d_model * c.context
 
 
 def compose_cfg(preset: str, args: argparse.Namespace, compile_: bool, precision: str, out: Path):
@@ -172,7 +140,7 @@ def main() -> None:
                             res = json.loads((out / f"run{rep}" / "results.json").read_text())
                             full_tps = max(full_tps or 0.0, res["steady_tokens_per_sec"])
                     step_s = args.batch_size * cfg.model.context / bare_tps
-                peak_rate = peak_flops(device, precision)
+                peak_rate = device_peak(device, precision)
                 mfu = palm_fpt * bare_tps / peak_rate if peak_rate else None
                 mfu_causal = fpt * bare_tps / peak_rate if peak_rate else None
                 row = {

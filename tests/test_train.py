@@ -8,8 +8,10 @@ import torch
 from tinygpt.config import Attention
 from tinygpt.errors import TinyGPTError
 from tinygpt.hardware import Runtime
-from tinygpt.train import checkpoint
+from tinygpt.model import GPTConfig, TinyGPT
+from tinygpt.train import checkpoint, loop
 from tinygpt.train.job import run
+from tinygpt.train.mfu import mfu, palm_flops_per_token, peak_flops
 from tinygpt.train.optim import lr_factor, param_groups
 
 
@@ -146,3 +148,27 @@ def test_compile_failure_falls_back_to_eager(make_cfg, tmp_path, monkeypatch, ca
     assert fallback == eager
     assert "torch.compile failed (InvalidCxxCompiler" in caplog.text
     assert "falling back to eager mode" in caplog.text
+
+
+def test_peak_rates_and_palm_flops():
+    assert peak_flops("NVIDIA H100 80GB HBM3", "bf16") == 989e12
+    assert peak_flops("NVIDIA H100 PCIe", "bf16") == 756e12
+    assert peak_flops("NVIDIA A100-SXM4-40GB", "fp32") == 156e12
+    assert peak_flops("Some Future GPU", "bf16") is None
+    model = TinyGPT(GPTConfig(vocab_size=100, d_model=64, n_layers=2, n_heads=4, context=32))
+    n = model.num_non_embedding_parameters()
+    assert palm_flops_per_token(model) == 6 * (n + 100 * 64) + 12 * 2 * 64 * 32
+    assert palm_flops_per_token(model) > model.flops_per_token()
+    assert mfu(model, 1e6, None) is None
+
+
+def test_mfu_is_logged_where_the_peak_is_known(make_cfg, tmp_path, monkeypatch):
+    run(make_cfg("hardware=cpu"), out_dir=tmp_path / "cpu")
+    assert json.loads((tmp_path / "cpu" / "results.json").read_text())["mfu"] is None
+
+    monkeypatch.setattr(loop, "device_peak", lambda device, precision: 1e12)
+    run(make_cfg("hardware=cpu"), out_dir=tmp_path / "peak")
+    res = json.loads((tmp_path / "peak" / "results.json").read_text())
+    model = TinyGPT(GPTConfig(**checkpoint.load(tmp_path / "peak" / "final.pt")["model_config"]))
+    expected = palm_flops_per_token(model) * res["steady_tokens_per_sec"] / 1e12
+    assert res["mfu"] == pytest.approx(expected)

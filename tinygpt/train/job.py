@@ -26,6 +26,7 @@ from tinygpt.tracking.sweep import config_hash, parent_run_id
 from tinygpt.tracking.sysinfo import slurm_logs, slurm_tags, system_tags
 from tinygpt.train import checkpoint
 from tinygpt.train.loop import Interrupted, Paused, Trainer, evaluate, fixed_windows
+from tinygpt.train.mfu import mfu
 
 log = logging.getLogger("tinygpt")
 
@@ -118,6 +119,8 @@ def results_of(trainer: Trainer, data: TokenData, cfg: DictConfig) -> dict[str, 
         "flops": model.flops_per_token() * s.tokens_seen,
         "tokens_per_sec": s.tokens_seen / max(s.wall_seconds, 1e-9),
         "steady_tokens_per_sec": s.steady_tokens_per_sec,
+        # PaLM's convention (tinygpt/train/mfu.py); None where the device's peak is unknown
+        "mfu": mfu(model, s.steady_tokens_per_sec, trainer.peak_flops),
         "wall_seconds": s.wall_seconds,
         "tracking_seconds": trainer.tracker.seconds,
     }

@@ -26,6 +26,7 @@ from tinygpt.hardware import Runtime
 from tinygpt.model import TinyGPT
 from tinygpt.tracking.mlflow_run import Tracker
 from tinygpt.train import checkpoint
+from tinygpt.train.mfu import device_peak, mfu
 from tinygpt.train.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger("tinygpt")
@@ -119,6 +120,7 @@ class Trainer:
         self.state = LoopState()
         self.stop_signal: int | None = None  # set by a signal handler, acted on between steps
         self.step_fn = torch.compile(model, mode=runtime.compile_mode) if runtime.compile else model
+        self.peak_flops = device_peak(runtime.device, runtime.precision)
         self._compile_checked = not runtime.compile
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -232,9 +234,10 @@ class Trainer:
                     now = time.perf_counter()
                     tps = window_steps * tokens_per_step / (now - window_t0)
                     lr = self.scheduler.get_last_lr()[0]
-                    self.tracker.log_metrics(
-                        {"train_loss": loss, "lr": lr, "tokens_per_sec": tps}, s.step
-                    )
+                    metrics = {"train_loss": loss, "lr": lr, "tokens_per_sec": tps}
+                    if self.peak_flops:
+                        metrics["mfu"] = mfu(self.model, tps, self.peak_flops)
+                    self.tracker.log_metrics(metrics, s.step)
                     bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tps:,.0f}", refresh=False)
                     window_loss.zero_()
                     window_steps, window_t0 = 0, now
