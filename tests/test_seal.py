@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_dir
 from tests.conftest import TINY, tinygpt_cli
 from tinygpt.app import config_dir
 from tinygpt.errors import TinyGPTError
+from tinygpt.scaling import adaptation
 from tinygpt.scaling.adaptation import pareto_front, power_law
 from tinygpt.seal import adapt as seal
 from tinygpt.seal import pretrained
@@ -221,3 +222,38 @@ def test_pretrained_policy_without_its_weights_is_clear(monkeypatch):
         pretrained.locate(None)
     with pytest.raises(TinyGPTError, match="seal.pretrained=/no/such.gguf does not exist"):
         pretrained.locate("/no/such.gguf")
+
+
+def adaptation_table(**settings) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = len(next(iter(settings.values())))
+    return pd.DataFrame({
+        "run_id": [f"r{i}" for i in range(n)], "seed": 1,
+        "improvement": rng.uniform(0.01, 0.2, n), "forgetting": rng.uniform(0, 0.1, n),
+        "update_tokens": 1000.0, "edit_tokens": 100.0, "trainable_parameters": 512.0,
+        **settings,
+    })  # fmt: skip
+
+
+def test_adaptation_view_of_a_policy_sweep_without_inner_steps(tmp_path):
+    table = adaptation_table(**{"seal.policy": ["passage", "self", "pretrained"]})
+    paths, report = adaptation.write(table, tmp_path)
+    assert {p.name for p in paths} == {"pareto_forgetting.png", "adaptation.csv",
+                                       "adaptation.json"}  # fmt: skip
+    summary = pd.read_csv(tmp_path / "adaptation.csv")
+    assert sorted(summary["seal.policy"]) == ["passage", "pretrained", "self"]
+    assert report["settings"] == ["seal.policy"] and report["fits"] == {}
+    with pytest.raises(TinyGPTError, match="vary no setting"):
+        adaptation.write(table.drop(columns="seal.policy"), tmp_path)
+
+
+def test_adaptation_laws_get_one_series_per_other_setting(tmp_path):
+    steps = [1, 3, 10, 30] * 4
+    table = adaptation_table(**{"seal.inner_steps": steps,
+                                "seal.lora_rank": [4] * 8 + [8] * 8,
+                                "seal.policy": (["self"] * 4 + ["passage"] * 4) * 2})  # fmt: skip
+    paths, report = adaptation.write(table, tmp_path)
+    assert (tmp_path / "adaptation_laws.png") in paths
+    assert report["settings"][-1] == "seal.inner_steps"
+    series = {name.split(" vs ")[0] for name in report["fits"]}
+    assert series == {f"lora_rank={r}, policy={p}" for r in (4, 8) for p in ("passage", "self")}

@@ -130,6 +130,9 @@ def test_final_model_is_logged_in_mlflow_format_with_hydra_files(tmp_path, cache
     tags = run.data.tags
     assert {"host", "device_name", "cpu_count", "torch_version", "cuda_version", "git_commit",
             "git_dirty", "config_hash"} <= tags.keys()  # fmt: skip
+    # Enum settings are logged by value, so `params.hardware.attention = 'auto'` filters work.
+    assert run.data.params["hardware.attention"] == "auto"
+    assert run.data.params["hardware.device"] == "auto"
 
 
 def test_a_foreign_store_file_is_one_clear_message(tmp_path, cache_dir):

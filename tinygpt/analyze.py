@@ -54,7 +54,7 @@ def run(cfg: DictConfig, out: Path) -> None:
         for name, law in report["fits"].items():
             if law:
                 print(f"  improvement, {name}: {law['a']:.4g} · x^{law['b']:.3f}")
-        print(f"adaptation_laws.png, pareto_forgetting.png and adaptation.csv in {out}")
+        print(f"{', '.join(p.name for p in paths)} in {out}")
         return
     analysis = analyze(table, FitSettings(**cfg.fit))
     paths = write(analysis, out, plots=cfg.plots)

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,13 +25,14 @@ MAX_METRICS_PER_BATCH = 1000
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys for MLflow params; enum settings by value (``self``, not ``Policy.self``)."""
     out: dict[str, Any] = {}
     for k, v in tree.items():
         key = f"{prefix}{k}"
         if isinstance(v, Mapping):
             out.update(flatten(v, key + "."))
         else:
-            out[key] = v
+            out[key] = v.value if isinstance(v, Enum) else v
     return out
 
 
