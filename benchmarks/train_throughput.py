@@ -58,10 +58,10 @@ def bare_loop(cfg, device: torch.device, compile_: bool, steps: int, warmup: int
     torch.manual_seed(0)
     model = build_model(cfg, 66).to(device)
     opt = build_optimizer(model, cfg.optimizer, device)
-    fn = torch.compile(model, mode=cfg.hardware.compile_mode) if compile_ else model
+    runtime = resolve(cfg.hardware)  # the job's autocast, attention kernel and compile
+    fn = runtime.compiled(model) if compile_ else model
     b, t = cfg.training.batch_size, cfg.model.context
     batches = torch.randint(0, 66, (8, b, t + 1), device=device)
-    runtime = resolve(cfg.hardware)  # the job's autocast and attention kernel, nothing else
 
     def step(i: int) -> torch.Tensor:
         x = batches[i % 8]

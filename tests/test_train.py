@@ -172,3 +172,24 @@ def test_mfu_is_logged_where_the_peak_is_known(make_cfg, tmp_path, monkeypatch):
     model = TinyGPT(GPTConfig(**checkpoint.load(tmp_path / "peak" / "final.pt")["model_config"]))
     expected = palm_flops_per_token(model) * res["steady_tokens_per_sec"] / 1e12
     assert res["mfu"] == pytest.approx(expected)
+
+
+def test_compiled_model_follows_the_attention_setting_of_its_run():
+    """A graph traced under one kernel must not be reused under another (in-process and FX
+    graph caches do not key on the SDPA choice): a sweep over hardware.attention in one process."""
+
+    def kernels(attention: str) -> set[str]:
+        torch.manual_seed(0)
+        model = TinyGPT(GPTConfig(vocab_size=20, d_model=32, n_layers=1, n_heads=2, context=16))
+        rt = Runtime(torch.device("cpu"), None, compile=True, attention=Attention(attention))
+        step = rt.compiled(model)
+        x = torch.randint(0, 20, (2, 16))
+        with rt.autocast():
+            step(x, x)
+        with torch.profiler.profile() as prof, rt.autocast():
+            step(x, x)
+        return {e.name for e in prof.events() if "scaled_dot_product" in e.name}
+
+    assert kernels("auto") == {"aten::_scaled_dot_product_flash_attention_for_cpu"}
+    assert not kernels("math")  # the math kernel is decomposed into the compiled graph
+    assert kernels("auto") == {"aten::_scaled_dot_product_flash_attention_for_cpu"}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from omegaconf import DictConfig
@@ -31,6 +33,18 @@ class Runtime:
     @property
     def precision(self) -> str:
         return "bf16" if self.autocast_dtype == torch.bfloat16 else "fp32"
+
+    def compiled(self, model: torch.nn.Module) -> Callable[..., Any]:
+        """``torch.compile(model)`` whose compiled code knows the attention kernel it was traced
+        with. The kernel is chosen when the graph is traced, and neither the in-process cache
+        nor the on-disk FX graph cache keys on that choice: without the tag a run would reuse a
+        graph traced under another ``hardware.attention`` (a sweep over it, in one process, or
+        a rerun over a warm cache) and silently keep the old kernel."""
+        tag = f"tinygpt-sdpa-{self.attention.value}"
+        if torch.compiler.config.cache_key_tag != tag:
+            torch.compiler.config.cache_key_tag = tag
+            torch.compiler.reset()
+        return torch.compile(model, mode=self.compile_mode)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Mixed precision and the preferred attention kernel, around forward passes."""

@@ -119,7 +119,7 @@ class Trainer:
         self.val_windows = fixed_windows(data.splits["val"], cfg)
         self.state = LoopState()
         self.stop_signal: int | None = None  # set by a signal handler, acted on between steps
-        self.step_fn = torch.compile(model, mode=runtime.compile_mode) if runtime.compile else model
+        self.step_fn = runtime.compiled(model) if runtime.compile else model
         self.peak_flops = device_peak(runtime.device, runtime.precision)
         self._compile_checked = not runtime.compile
 
