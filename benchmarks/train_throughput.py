@@ -53,12 +53,13 @@ def compose_cfg(preset: str, args: argparse.Namespace, compile_: bool, precision
         return compose("config", overrides=overrides)
 
 
-def bare_loop(cfg, device: torch.device, compile_: bool, steps: int, warmup: int):
+def bare_loop(cfg, compile_: bool, steps: int, warmup: int):
     """Model + optimizer + random batches: the floor the framework is measured against."""
+    runtime = resolve(cfg.hardware)  # the job's device, autocast, attention kernel and compile
+    device = runtime.device
     torch.manual_seed(0)
     model = build_model(cfg, 66).to(device)
     opt = build_optimizer(model, cfg.optimizer, device)
-    runtime = resolve(cfg.hardware)  # the job's autocast, attention kernel and compile
     fn = runtime.compiled(model) if compile_ else model
     b, t = cfg.training.batch_size, cfg.model.context
     batches = torch.randint(0, 66, (8, b, t + 1), device=device)
@@ -87,7 +88,7 @@ def bare_loop(cfg, device: torch.device, compile_: bool, steps: int, warmup: int
     dt = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
     flops = (model.flops_per_token(), palm_flops_per_token(model))
-    return steps * b * t / dt, dt / steps, peak, flops
+    return steps * b * t / dt, peak, flops
 
 
 def main() -> None:
@@ -122,17 +123,14 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as tmp:
                     out = Path(tmp)
                     cfg = compose_cfg(preset, args, compile_, precision, out)
-                    device = torch.device(
-                        "cuda" if args.device == "auto" and torch.cuda.is_available()
-                        else "cpu" if args.device == "auto" else args.device
-                    )  # fmt: skip
+                    device = resolve(cfg.hardware).device
                     warm = max(3, args.log_interval)
                     # Best of --repeats, bare and full interleaved: a shared machine's noise
                     # only ever slows a run down.
                     bare_tps, full_tps = 0.0, None
                     for rep in range(args.repeats):
-                        tps, step_s, peak, (fpt, palm_fpt) = bare_loop(
-                            cfg, device, compile_, args.steps - warm, warm
+                        tps, peak, (fpt, palm_fpt) = bare_loop(
+                            cfg, compile_, args.steps - warm, warm
                         )
                         bare_tps = max(bare_tps, tps)
                         if not args.bare_only:

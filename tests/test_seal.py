@@ -99,13 +99,13 @@ def test_training_on_a_memorisable_passage_lowers_its_loss(base_run, cache_dir):
 def test_rest_em_fine_tunes_the_policy_on_the_best_edits_only(base_run, cache_dir, tmp_path,
                                                              monkeypatch):  # fmt: skip
     seen = []
-    real = seal.rest_em_update
+    real = seal.SelfPolicy.improve
 
-    def spy(policy, best, cfg, seed):
+    def spy(policy, best, seed):
         seen.append([e.clone() for _, e in best])
-        return real(policy, best, cfg, seed)
+        return real(policy, best, seed)
 
-    monkeypatch.setattr(seal, "rest_em_update", spy)
+    monkeypatch.setattr(seal.SelfPolicy, "improve", spy)
     cfg = seal_cfg(base_run, cache_dir, "seal.policy=self", "seal.k=3", "seal.rounds=1",
                    "seal.edit_tokens=16", "seal.outer_steps=3")  # fmt: skip
 

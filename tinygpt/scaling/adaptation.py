@@ -55,9 +55,9 @@ def settings(table: pd.DataFrame) -> list[str]:
     return sorted(swept, key=lambda c: c == STEPS)
 
 
-def summarize(table: pd.DataFrame) -> pd.DataFrame:
-    """Seeds averaged per combination of swept settings, with the Pareto front marked."""
-    agg = table.groupby(settings(table)).agg(
+def summarize(table: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
+    """Seeds averaged per combination of the swept settings, with the Pareto front marked."""
+    agg = table.groupby(swept).agg(
         improvement=("improvement", "mean"), improvement_std=("improvement", "std"),
         forgetting=("forgetting", "mean"), update_tokens=("update_tokens", "mean"),
         trainable_parameters=("trainable_parameters", "mean"), runs=("run_id", "count"),
@@ -115,7 +115,7 @@ def write(table: pd.DataFrame, out: Path) -> tuple[list[Path], dict[str, Any]]:
     swept — adaptation_laws.png with a power law per series of the other settings."""
     out.mkdir(parents=True, exist_ok=True)
     swept = settings(table)
-    agg = summarize(table)
+    agg = summarize(table, swept)
     sns.set_theme(style="whitegrid")
     paths = []
     fits: dict[str, Any] = {}

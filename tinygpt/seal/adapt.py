@@ -200,12 +200,6 @@ def make_policy(base: TinyGPT, tok: Tokenizer, cfg: DictConfig) -> Any:
     return get_class(POLICIES[Policy(cfg.policy)])(base, tok, cfg)
 
 
-def rest_em_update(policy: Any, best: list[tuple[Passage, torch.Tensor]], cfg: DictConfig,
-                   seed: int) -> int:  # fmt: skip
-    """ReST-EM's M-step on whichever policy wrote the edits."""
-    return policy.improve(best, seed)
-
-
 def adapt(cfg: DictConfig, out: Path, tracker: Any) -> dict[str, Any]:
     """Run the experiment; write ``edits.jsonl`` and ``results.json``; return the summary."""
     s = cfg.seal
@@ -252,7 +246,7 @@ def adapt(cfg: DictConfig, out: Path, tracker: Any) -> dict[str, Any]:
             tracker.log_metrics(summary(this), rnd)
             tracker.flush()
             if rnd < s.rounds:
-                rest_em_update(policy, best, s, cfg.seed + rnd)
+                policy.improve(best, cfg.seed + rnd)
     final = summary([r for r in results if r.round == s.rounds])
     final["mean_reward_per_round"] = [summary([r for r in results if r.round == k])["improvement"]
                                       for k in range(s.rounds + 1)]  # fmt: skip
