@@ -1,4 +1,3 @@
-import itertools
 import json
 import math
 
@@ -12,7 +11,7 @@ from tinygpt.model import GPTConfig, TinyGPT
 from tinygpt.train import checkpoint, loop
 from tinygpt.train.job import run
 from tinygpt.train.mfu import mfu, palm_flops_per_token, peak_flops
-from tinygpt.train.optim import lr_factor, param_groups
+from tinygpt.train.optim import param_groups
 
 
 def test_seed_gives_the_same_final_loss(make_cfg, tmp_path):
@@ -67,7 +66,7 @@ def test_every_optimizer_trains(make_cfg, tmp_path, opt):
 
 
 def test_divergence_stops_the_run_with_a_clear_error(make_cfg, tmp_path):
-    cfg = make_cfg("optimizer.lr=1e30", "optimizer.grad_clip=null", "optimizer.warmup_steps=1")
+    cfg = make_cfg("optimizer.lr=1e30", "optimizer.grad_clip=null", "optimizer.schedule.warmup_steps=1")
     with pytest.raises(TinyGPTError, match="diverged"):
         run(cfg, out_dir=tmp_path)
 
@@ -82,13 +81,6 @@ def test_no_weight_decay_on_norms_biases_and_embeddings():
     assert id(model.wte.weight) in undecayed and id(model.wpe.weight) in undecayed
     n = sum(p.numel() for g in (decay, no_decay) for p in g["params"])
     assert n == model.num_parameters()
-
-
-def test_schedule_warms_up_then_decays_to_the_floor():
-    f = [lr_factor(s, warmup=10, total=100, floor=0.1) for s in range(120)]
-    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
-    assert all(a >= b for a, b in itertools.pairwise(f[10:101]))
-    assert f[100] == pytest.approx(0.1) and f[119] == pytest.approx(0.1)
 
 
 def test_bf16_autocast_path_runs_on_cpu(make_cfg, tmp_path):

@@ -52,11 +52,43 @@ class OptimizerConfig:
     impl: Any = MISSING
     lr: float = 1e-3
     weight_decay: float = 0.1
-    warmup_steps: int = 20
-    # Cosine decay ends at lr * min_lr_ratio.
-    min_lr_ratio: float = 0.1
+    # The LR schedule (``conf/optimizer/schedule/``): one of the schedule schemas below.
+    schedule: Any = MISSING
     grad_clip: float | None = 1.0
     grad_accum: int = 1
+
+
+@dataclass
+class ScheduleConfig:
+    """``tinygpt.train.schedules``: linear warmup over ``warmup_steps``, then the shape."""
+
+    _target_: str = MISSING
+    warmup_steps: int = 20
+
+
+@dataclass
+class CosineScheduleConfig(ScheduleConfig):
+    _target_: str = "tinygpt.train.schedules.Cosine"
+    min_lr_ratio: float = 0.1  # the LR at the end, as a fraction of the peak
+
+
+@dataclass
+class LinearScheduleConfig(ScheduleConfig):
+    _target_: str = "tinygpt.train.schedules.Linear"
+    min_lr_ratio: float = 0.0
+
+
+@dataclass
+class ConstantScheduleConfig(ScheduleConfig):
+    _target_: str = "tinygpt.train.schedules.Constant"
+
+
+@dataclass
+class WSDScheduleConfig(ScheduleConfig):
+    _target_: str = "tinygpt.train.schedules.WSD"
+    decay_fraction: float = 0.2  # the share of the run spent decaying
+    shape: str = "linear"  # linear, cosine or 1-sqrt
+    min_lr_ratio: float = 0.0
 
 
 class Device(str, Enum):
@@ -142,6 +174,10 @@ class TrainingConfig:
     tokens: int | None = 1_000_000
     # Overrides the token budget when set.
     max_steps: int | None = None
+    # Many token budgets from one run (needs optimizer/schedule=wsd): a constant-LR trunk to the
+    # largest, and each smaller budget's cooldown branched off it; each budget is an MLflow child
+    # run of the job's run. Overrides training.tokens (set to the largest budget).
+    budgets: list[int] | None = None
     eval_interval: int = 100
     eval_batches: int = 20
     log_interval: int = 10
@@ -225,6 +261,9 @@ def register_configs() -> None:
     cs.store(group="model", name="base_model", node=ModelConfig)
     cs.store(group="data", name="base_data", node=DataConfig)
     cs.store(group="optimizer", name="base_optimizer", node=OptimizerConfig)
+    for name, node in (("cosine", CosineScheduleConfig), ("linear", LinearScheduleConfig),
+                       ("constant", ConstantScheduleConfig), ("wsd", WSDScheduleConfig)):
+        cs.store(group="optimizer/schedule", name=f"base_{name}", node=node)
     cs.store(group="hardware", name="base_hardware", node=HardwareConfig)
     cs.store(group="seal", name="base_seal", node=SealConfig)
     cs.store(name="base_analyze", node=AnalyzeConfig)

@@ -14,18 +14,26 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tinygpt import hardware
 from tinygpt.data.dataset import TokenData, prepare
 from tinygpt.data.tokenizers import save_tokenizer
 from tinygpt.errors import TinyGPTError
 from tinygpt.model import GPTConfig, TinyGPT
-from tinygpt.tracking.mlflow_run import Store, Tracker, flatten
+from tinygpt.tracking.mlflow_run import Store, Tracker, flatten, with_retry
 from tinygpt.tracking.sweep import config_hash, parent_run_id
 from tinygpt.tracking.sysinfo import slurm_logs, slurm_tags, system_tags
 from tinygpt.train import checkpoint
-from tinygpt.train.loop import Interrupted, Paused, Trainer, evaluate, fixed_windows
+from tinygpt.train.loop import (
+    Budget,
+    BranchTracker,
+    Interrupted,
+    Paused,
+    Trainer,
+    budgets,
+    evaluate,
+)
 from tinygpt.train.mfu import mfu
 
 log = logging.getLogger("tinygpt")
@@ -50,6 +58,11 @@ def validate(cfg: DictConfig) -> None:
         )
     if cfg.training.batch_size < 1 or cfg.optimizer.grad_accum < 1:
         raise TinyGPTError("training.batch_size and optimizer.grad_accum must be at least 1")
+    if cfg.training.budgets:
+        budgets(cfg)  # checks them: positive, distinct, branching after the warmup, WSD
+        # The job's own run is the largest budget: record it as the run's token budget.
+        with open_dict(cfg):
+            cfg.training.tokens = max(int(b) for b in cfg.training.budgets)
 
 
 def build_model(cfg: DictConfig, vocab_size: int) -> TinyGPT:
@@ -104,7 +117,7 @@ class StopSignals:
 def results_of(trainer: Trainer, data: TokenData, cfg: DictConfig) -> dict[str, Any]:
     s, model, rt = trainer.state, trainer.model, trainer.runtime
     final = s.last_eval or evaluate(model, trainer.val_windows, cfg.training.batch_size, rt)
-    test = evaluate(model, fixed_windows(data.splits["test"], cfg), cfg.training.batch_size, rt)
+    test = evaluate(model, trainer.test_windows, cfg.training.batch_size, rt)
     return {
         "final_val_loss": final["loss"],
         "final_val_perplexity": final["perplexity"],
@@ -123,6 +136,30 @@ def results_of(trainer: Trainer, data: TokenData, cfg: DictConfig) -> dict[str, 
         "mfu": mfu(model, s.steady_tokens_per_sec, trainer.peak_flops),
         "wall_seconds": s.wall_seconds,
         "tracking_seconds": trainer.tracker.seconds,
+        **(branch_summary(trainer) if trainer.budgets else {}),
+    }
+
+
+def branch_summary(trainer: Trainer) -> dict[str, Any]:
+    """What the branches measured and cost, beside what separate runs would have cost."""
+    s, per_step = trainer.state, trainer.tokens_per_step
+    trunk = {
+        "budget_tokens": trainer.budgets[-1].tokens,
+        "branch_step": trainer.schedule.decay_start(trainer.total),
+        "total_steps": s.step,
+        "tokens_seen": s.tokens_seen,
+        "final_val_loss": s.last_eval.get("loss"),
+        "trunk": True,
+    }
+    points = sorted([*s.branches, trunk], key=lambda b: b["budget_tokens"])
+    return {
+        "budgets": points,
+        "trunk_seconds": s.wall_seconds - s.branch_seconds,
+        "branch_seconds": s.branch_seconds,
+        "trunk_tokens": s.tokens_seen,
+        "branch_tokens": s.branch_tokens,
+        # Tokens the same budgets would cost as separate runs from scratch.
+        "separate_runs_tokens": sum(b.steps for b in trainer.budgets) * per_step,
     }
 
 
@@ -170,6 +207,39 @@ def open_tracking(
     return tracker, ckpt, None
 
 
+def branch_runs(tracker: Tracker, cfg: DictConfig) -> BranchTracker:
+    """Each budget of a branched job as an MLflow child run of the job's run.
+
+    A branch run carries the job's params with ``training.tokens`` set to its budget, so the
+    analysis reads it as one more (N, D, loss) point. A branch that runs again (its job was
+    killed mid-branch) reopens its run instead of adding a second one.
+    """
+    if not tracker.enabled:
+        return lambda budget: Tracker.disabled()
+    client = tracker.client
+    job = with_retry(lambda: client.get_run(tracker.run_id))
+    store = Store(client, job.info.experiment_id, tracker.uri)
+    params = flatten(OmegaConf.to_container(cfg, resolve=True))
+
+    def open_branch(budget: Budget) -> Tracker:
+        where = f"tags.mlflow.parentRunId = '{tracker.run_id}' and tags.budget_tokens = " \
+            f"'{budget.tokens}'"  # fmt: skip
+        previous = store.find_runs(where)
+        run_id = previous[0].info.run_id if previous else None
+        tags = {
+            "kind": "branch",
+            "budget_tokens": str(budget.tokens),
+            "config_hash": job.data.tags.get("config_hash", ""),
+        }
+        name = f"{job.info.run_name} D={budget.tokens:,}"
+        branch = Tracker.start(store, name, tags, run_id=run_id, parent_run_id=tracker.run_id)
+        if run_id is None:
+            branch.log_params({**params, "training.tokens": budget.tokens})
+        return branch
+
+    return open_branch
+
+
 def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
     """Train one model as configured; return its final validation loss (for sweepers).
 
@@ -203,7 +273,7 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
             data.describe(),
             "hit" if data.cache_hit else "written",
         )
-        trainer = Trainer(cfg, model, data, runtime, tracker, out)
+        trainer = Trainer(cfg, model, data, runtime, tracker, out, branch_runs(tracker, cfg))
         stops.trainer = trainer
         if ckpt is not None:
             trainer.restore(ckpt)

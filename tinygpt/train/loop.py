@@ -1,16 +1,21 @@
-"""The training loop: accumulation, clipping, schedule, evaluation, checkpoints, metrics.
+"""The training loop: accumulation, clipping, schedule, evaluation, checkpoints, metrics, and
+cooldown branches.
 
 The loss is read back from the device only at log intervals, so the loop never waits on the
-accelerator between steps.
+accelerator between steps. With ``training.budgets`` and a WSD schedule the loop trains one
+constant-LR trunk to the largest budget; at each smaller budget's branch point it runs that
+budget's decay from the trunk's state, evaluates, records, and puts the trunk back exactly.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,8 @@ from tinygpt.model import TinyGPT
 from tinygpt.tracking.mlflow_run import Tracker
 from tinygpt.train import checkpoint
 from tinygpt.train.mfu import device_peak, mfu
-from tinygpt.train.optim import build_optimizer, build_scheduler
+from tinygpt.train.optim import build_optimizer, build_schedule, build_scheduler
+from tinygpt.train.schedules import WSD
 
 log = logging.getLogger("tinygpt")
 EVAL_SEED = 1234  # the same validation windows for every run and every evaluation
@@ -45,14 +51,66 @@ class Paused(Exception):
     """``training.stop_at`` reached: the run is checkpointed and can be resumed."""
 
 
+def tokens_per_step(cfg: DictConfig) -> int:
+    return cfg.training.batch_size * cfg.model.context * cfg.optimizer.grad_accum
+
+
 def total_steps(cfg: DictConfig) -> int:
     t = cfg.training
+    if t.budgets:
+        return max(b.steps for b in budgets(cfg))
     if t.max_steps is not None:
         return int(t.max_steps)
     if t.tokens is None:
         raise TinyGPTError("set a run length: training.tokens=<budget> or training.max_steps=<n>")
-    per_step = t.batch_size * cfg.model.context * cfg.optimizer.grad_accum
-    return max(1, math.ceil(t.tokens / per_step))
+    return max(1, math.ceil(t.tokens / tokens_per_step(cfg)))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One token budget of a branched run: its length and where its cooldown leaves the trunk."""
+
+    tokens: int  # as asked for
+    steps: int
+    start: int  # the branch point: the first step of this budget's decay
+
+    def key(self) -> str:
+        return str(self.tokens)
+
+
+def budgets(cfg: DictConfig) -> list[Budget]:
+    """``training.budgets`` as steps and branch points, smallest first (the last is the trunk)."""
+    t = cfg.training
+    if not t.budgets:
+        return []
+    schedule = build_schedule(cfg.optimizer)
+    if not isinstance(schedule, WSD):
+        raise TinyGPTError(
+            "training.budgets needs a schedule whose trunk holds the LR constant: add "
+            "optimizer/schedule=wsd"
+        )
+    if t.max_steps is not None:
+        raise TinyGPTError("training.budgets sets the run length: drop training.max_steps")
+    per_step = tokens_per_step(cfg)
+    out = []
+    for tokens in sorted({int(b) for b in t.budgets}):
+        if tokens < 1:
+            raise TinyGPTError(f"training.budgets: {tokens} is not a positive token count")
+        steps = max(1, math.ceil(tokens / per_step))
+        start = schedule.decay_start(steps)
+        if start < schedule.warmup_steps:
+            raise TinyGPTError(
+                f"training.budgets: the budget of {tokens:,} tokens ({steps} steps) would branch "
+                f"at step {start}, inside the warmup (optimizer.schedule.warmup_steps="
+                f"{schedule.warmup_steps}): raise the budget or lower the warmup"
+            )
+        if out and steps == out[-1].steps:
+            raise TinyGPTError(
+                f"training.budgets: {out[-1].tokens:,} and {tokens:,} tokens are both {steps} "
+                f"steps of {per_step:,} tokens: make them differ by at least one step"
+            )
+        out.append(Budget(tokens, steps, start))
+    return out
 
 
 @dataclass
@@ -64,6 +122,10 @@ class LoopState:
     # Throughput after the first log window (warm-up and compilation excluded).
     steady_tokens_per_sec: float | None = None
     last_eval: dict[str, float] = field(default_factory=dict)
+    # Cooldown branches: time and tokens spent in them, and what each measured.
+    branch_seconds: float = 0.0
+    branch_tokens: int = 0
+    branches: list[dict[str, Any]] = field(default_factory=list)
 
 
 @torch.no_grad()
@@ -97,6 +159,9 @@ def fixed_windows(tokens: np.ndarray, cfg: DictConfig) -> torch.Tensor:
     return torch.from_numpy(sampler.windows(cfg.training.eval_batches * cfg.training.batch_size))
 
 
+BranchTracker = Callable[[Budget], Tracker]
+
+
 class Trainer:
     def __init__(
         self,
@@ -106,12 +171,18 @@ class Trainer:
         runtime: Runtime,
         tracker: Tracker,
         out_dir: Path,
+        branch_tracker: BranchTracker | None = None,
     ) -> None:
         self.cfg, self.model, self.data, self.runtime = cfg, model, data, runtime
         self.tracker, self.out_dir = tracker, out_dir
+        self.budgets = budgets(cfg)
         self.total = total_steps(cfg)
+        self.tokens_per_step = tokens_per_step(cfg)
+        self.branch_tracker = branch_tracker or (lambda budget: Tracker.disabled())
         self.optimizer = build_optimizer(model, cfg.optimizer, runtime.device)
-        self.scheduler = build_scheduler(self.optimizer, cfg.optimizer, self.total)
+        self.schedule = build_schedule(cfg.optimizer)
+        self.scheduler = build_scheduler(self.optimizer, self.schedule, self.total)
+        self.test_windows = fixed_windows(data.splits["test"], cfg)
         self.sampler = BatchSampler(
             data.splits["train"], cfg.training.batch_size, cfg.model.context, cfg.seed
         )
@@ -135,6 +206,9 @@ class Trainer:
             "tokens_seen": s.tokens_seen,
             "best_val": s.best_val,
             "wall_seconds": s.wall_seconds,
+            "branch_seconds": s.branch_seconds,
+            "branch_tokens": s.branch_tokens,
+            "branches": s.branches,
             "model_config": dict(vars(self.model.cfg)),
             "tokenizer": self.data.tokenizer.to_dict(),
             "config": OmegaConf.to_container(self.cfg, resolve=True),
@@ -156,8 +230,99 @@ class Trainer:
             tokens_seen=ckpt["tokens_seen"],
             best_val=ckpt["best_val"],
             wall_seconds=ckpt["wall_seconds"],
+            branch_seconds=ckpt.get("branch_seconds", 0.0),
+            branch_tokens=ckpt.get("branch_tokens", 0),
+            branches=list(ckpt.get("branches", [])),
         )
         checkpoint.set_rng_state(ckpt["rng"])
+
+    # -- cooldown branches ------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The trunk's whole training state, copied in memory (a branch changes it in place)."""
+        return {
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": copy.deepcopy(self.sampler.state_dict()),
+            "rng": checkpoint.rng_state(),
+        }
+
+    def put_back(self, snap: dict[str, Any]) -> None:
+        self.model.load_state_dict(snap["model"])
+        self.optimizer.load_state_dict(snap["optimizer"])
+        self.scheduler.load_state_dict(snap["scheduler"])
+        self.sampler.load_state_dict(snap["sampler"])
+        checkpoint.set_rng_state(snap["rng"])
+
+    def _due_branches(self) -> list[Budget]:
+        done = {b["budget_tokens"] for b in self.state.branches}
+        return [
+            b for b in self.budgets[:-1] if b.start == self.state.step and b.tokens not in done
+        ]
+
+    def branch(self, budget: Budget) -> dict[str, Any]:
+        """Run ``budget``'s decay from the trunk's current step, evaluate it, restore the trunk.
+
+        The trunk is checkpointed at the branch point first, so a job killed mid-branch resumes
+        here and runs the branch again. A stop signal during the branch restores the trunk and
+        raises ``Interrupted`` as a trunk step would.
+        """
+        t0 = time.perf_counter()
+        start = self.state.step
+        self.save(f"step_{start}.pt")
+        snap = self.snapshot()
+        tracker = self.branch_tracker(budget)
+        status = "FAILED"
+        trunk_scheduler = self.scheduler
+        self.scheduler = build_scheduler(self.optimizer, self.schedule, budget.steps, start - 1)
+        log.info("branch: decay to %s tokens (steps %d-%d)", f"{budget.tokens:,}", start,
+                 budget.steps)  # fmt: skip
+        try:
+            window, count = torch.zeros((), device=self.runtime.device), 0
+            for step in range(start + 1, budget.steps + 1):
+                window += self._train_step()
+                count += 1
+                if step % self.cfg.training.log_interval == 0 or step == budget.steps:
+                    lr = self.scheduler.get_last_lr()[0]
+                    tracker.log_metrics({"train_loss": (window / count).item(), "lr": lr}, step)
+                    window.zero_()
+                    count = 0
+                if self.stop_signal is not None:
+                    status = "KILLED"
+                    raise Interrupted(self.stop_signal)
+            bs = self.cfg.training.batch_size
+            val = evaluate(self.model, self.val_windows, bs, self.runtime)
+            test = evaluate(self.model, self.test_windows, bs, self.runtime)
+            result = {
+                "budget_tokens": budget.tokens,
+                "branch_step": start,
+                "total_steps": budget.steps,
+                "tokens_seen": budget.steps * self.tokens_per_step,
+                "branch_tokens": (budget.steps - start) * self.tokens_per_step,
+                "final_val_loss": val["loss"],
+                "final_val_perplexity": val["perplexity"],
+                "final_val_accuracy": val["accuracy"],
+                "test_loss": test["loss"],
+                "non_embedding_parameters": self.model.num_non_embedding_parameters(),
+                "parameters": self.model.num_parameters(),
+                "flops_per_token": self.model.flops_per_token(),
+                "flops": self.model.flops_per_token() * budget.steps * self.tokens_per_step,
+            }
+            tracker.log_metrics({f"val_{k}": v for k, v in val.items()}, budget.steps)
+            tracker.log_metrics(result, budget.steps)
+            status = "FINISHED"
+        finally:
+            self.scheduler = trunk_scheduler
+            self.put_back(snap)
+            tracker.close(status)
+        seconds = time.perf_counter() - t0
+        result["seconds"] = seconds
+        self.state.branches.append(result)
+        self.state.branch_seconds += seconds
+        self.state.branch_tokens += result["branch_tokens"]
+        log.info("branch %s tokens: val %.4f, test %.4f (%.1f s)", f"{budget.tokens:,}",
+                 result["final_val_loss"], result["test_loss"], seconds)  # fmt: skip
+        return result
 
     # -- the loop ---------------------------------------------------------------------------
     def _forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,7 +367,7 @@ class Trainer:
 
     def fit(self) -> LoopState:
         t, s = self.cfg.training, self.state
-        tokens_per_step = t.batch_size * self.cfg.model.context * self.cfg.optimizer.grad_accum
+        tokens_per_step = self.tokens_per_step
         bar = tqdm(
             total=self.total,
             initial=s.step,
@@ -217,7 +382,14 @@ class Trainer:
         run_t0, wall0 = time.perf_counter(), s.wall_seconds
         steady: tuple[float, int] | None = None  # (time, tokens) when warm-up ended
         try:
-            while s.step < self.total:
+            while True:
+                for budget in self._due_branches():
+                    # Branch time is not trunk time: keep it out of the throughput windows.
+                    elapsed = self.branch(budget)["seconds"]
+                    window_t0 += elapsed
+                    steady = steady and (steady[0] + elapsed, steady[1])
+                if s.step >= self.total:
+                    break
                 window_loss += self._train_step()
                 window_steps += 1
                 s.step += 1
@@ -229,7 +401,7 @@ class Trainer:
                     if not math.isfinite(loss):
                         raise TinyGPTError(
                             f"training diverged: the loss is {loss} at step {s.step}; lower "
-                            "optimizer.lr, raise optimizer.warmup_steps or set optimizer.grad_clip"
+                            "optimizer.lr, raise optimizer.schedule.warmup_steps or set optimizer.grad_clip"
                         )
                     now = time.perf_counter()
                     tps = window_steps * tokens_per_step / (now - window_t0)

@@ -1,9 +1,8 @@
-"""The optimizer (any torch.optim class via ``_target_``) and the warmup + cosine schedule."""
+"""The optimizer (any torch.optim class via ``_target_``) and its LR schedule (``schedules``)."""
 
 from __future__ import annotations
 
 import inspect
-import math
 from functools import partial
 
 import torch
@@ -12,6 +11,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from tinygpt.errors import instantiate
+from tinygpt.train.schedules import Schedule
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -40,16 +40,18 @@ def build_optimizer(
     return instantiate(cfg.impl, param_groups(model, cfg.weight_decay), lr=cfg.lr, **extra)
 
 
-def lr_factor(step: int, warmup: int, total: int, floor: float) -> float:
-    """Linear warmup to 1, then cosine decay to ``floor`` at ``total`` steps."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+def build_schedule(cfg: DictConfig) -> Schedule:
+    """The ``optimizer.schedule`` node as a ``tinygpt.train.schedules.Schedule``."""
+    return instantiate(cfg.schedule)
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: DictConfig, total_steps: int
+    optimizer: torch.optim.Optimizer, schedule: Schedule, total_steps: int, last_step: int = -1
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    fn = partial(lr_factor, warmup=cfg.warmup_steps, total=total_steps, floor=cfg.min_lr_ratio)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
+    """A LambdaLR following ``schedule`` over a run of ``total_steps``.
+
+    ``last_step`` starts it mid-run (a cooldown branch leaving the trunk at that step); the
+    optimizer's groups must then already carry ``initial_lr`` from the trunk's scheduler.
+    """
+    fn = partial(schedule.factor, total=total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, fn, last_epoch=last_step)
