@@ -66,7 +66,9 @@ def test_every_optimizer_trains(make_cfg, tmp_path, opt):
 
 
 def test_divergence_stops_the_run_with_a_clear_error(make_cfg, tmp_path):
-    cfg = make_cfg("optimizer.lr=1e30", "optimizer.grad_clip=null", "optimizer.schedule.warmup_steps=1")
+    cfg = make_cfg(
+        "optimizer.lr=1e30", "optimizer.grad_clip=null", "optimizer.schedule.warmup_steps=1"
+    )
     with pytest.raises(TinyGPTError, match="diverged"):
         run(cfg, out_dir=tmp_path)
 

@@ -261,8 +261,12 @@ def register_configs() -> None:
     cs.store(group="model", name="base_model", node=ModelConfig)
     cs.store(group="data", name="base_data", node=DataConfig)
     cs.store(group="optimizer", name="base_optimizer", node=OptimizerConfig)
-    for name, node in (("cosine", CosineScheduleConfig), ("linear", LinearScheduleConfig),
-                       ("constant", ConstantScheduleConfig), ("wsd", WSDScheduleConfig)):
+    for name, node in (
+        ("cosine", CosineScheduleConfig),
+        ("linear", LinearScheduleConfig),
+        ("constant", ConstantScheduleConfig),
+        ("wsd", WSDScheduleConfig),
+    ):
         cs.store(group="optimizer/schedule", name=f"base_{name}", node=node)
     cs.store(group="hardware", name="base_hardware", node=HardwareConfig)
     cs.store(group="seal", name="base_seal", node=SealConfig)

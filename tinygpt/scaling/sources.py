@@ -46,6 +46,12 @@ def from_mlflow(
             )
         parent_id = parents[0].info.run_id
         runs = store.find_runs(f"tags.mlflow.parentRunId = '{parent_id}'")
+        # A job with training.budgets holds one child run per smaller budget (its cooldown branch).
+        jobs = {r.info.run_id for r in runs}
+        runs += [
+            r for r in store.find_runs("tags.kind = 'branch'")
+            if r.data.tags.get("mlflow.parentRunId") in jobs
+        ]  # fmt: skip
         where = f"sweep {parents[0].info.run_name} ({parent_id})"
     runs = [r for r in runs if r.data.tags.get("sweep") != "true"
             and r.data.tags.get("kind") != "analysis"]  # fmt: skip

@@ -26,8 +26,8 @@ from tinygpt.tracking.sweep import config_hash, parent_run_id
 from tinygpt.tracking.sysinfo import slurm_logs, slurm_tags, system_tags
 from tinygpt.train import checkpoint
 from tinygpt.train.loop import (
-    Budget,
     BranchTracker,
+    Budget,
     Interrupted,
     Paused,
     Trainer,
@@ -229,7 +229,7 @@ def branch_runs(tracker: Tracker, cfg: DictConfig) -> BranchTracker:
         tags = {
             "kind": "branch",
             "budget_tokens": str(budget.tokens),
-            "config_hash": job.data.tags.get("config_hash", ""),
+            "job_config_hash": job.data.tags.get("config_hash", ""),
         }
         name = f"{job.info.run_name} D={budget.tokens:,}"
         branch = Tracker.start(store, name, tags, run_id=run_id, parent_run_id=tracker.run_id)
@@ -291,7 +291,14 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         trainer.fit()
         results = results_of(trainer, data, cfg)
         (out / "results.json").write_text(json.dumps(results, indent=2))
-        tracker.log_metrics({k: v for k, v in results.items() if v is not None}, trainer.state.step)
+        scalars = {
+            k: v
+            for k, v in results.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        if trainer.budgets:
+            scalars["branch_step"] = trainer.schedule.decay_start(trainer.total)
+        tracker.log_metrics(scalars, trainer.state.step)
         tracker.log_artifact(out / "results.json")
         if t.log_model:
             uri = tracker.log_model(model, [f"torch=={torch.__version__.split('+')[0]}"])

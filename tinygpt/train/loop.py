@@ -256,9 +256,7 @@ class Trainer:
 
     def _due_branches(self) -> list[Budget]:
         done = {b["budget_tokens"] for b in self.state.branches}
-        return [
-            b for b in self.budgets[:-1] if b.start == self.state.step and b.tokens not in done
-        ]
+        return [b for b in self.budgets[:-1] if b.start == self.state.step and b.tokens not in done]
 
     def branch(self, budget: Budget) -> dict[str, Any]:
         """Run ``budget``'s decay from the trunk's current step, evaluate it, restore the trunk.
@@ -401,7 +399,8 @@ class Trainer:
                     if not math.isfinite(loss):
                         raise TinyGPTError(
                             f"training diverged: the loss is {loss} at step {s.step}; lower "
-                            "optimizer.lr, raise optimizer.schedule.warmup_steps or set optimizer.grad_clip"
+                            "optimizer.lr, raise optimizer.schedule.warmup_steps or set "
+                            "optimizer.grad_clip"
                         )
                     now = time.perf_counter()
                     tps = window_steps * tokens_per_step / (now - window_t0)

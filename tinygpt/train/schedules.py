@@ -34,9 +34,7 @@ class Schedule:
 
     def __post_init__(self) -> None:
         if self.warmup_steps < 0:
-            raise TinyGPTError(
-                f"optimizer.schedule.warmup_steps={self.warmup_steps} must be ≥ 0"
-            )
+            raise TinyGPTError(f"optimizer.schedule.warmup_steps={self.warmup_steps} must be ≥ 0")
 
     def factor(self, step: int, total: int) -> float:
         if step < self.warmup_steps:
@@ -72,7 +70,8 @@ class Cosine(Schedule):
 
     def after_warmup(self, step: int, total: int) -> float:
         progress = min(1.0, (step - self.warmup_steps) / max(1, total - self.warmup_steps))
-        return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        down = 0.5 * (1 + math.cos(math.pi * progress))
+        return self.min_lr_ratio + (1 - self.min_lr_ratio) * down
 
 
 @dataclass(frozen=True)
