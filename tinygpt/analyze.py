@@ -7,12 +7,15 @@ import sys
 from pathlib import Path
 
 import hydra
+import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from tinygpt.app import config_dir
 from tinygpt.config import register_configs
 from tinygpt.errors import TinyGPTError, instantiate
+from tinygpt.scaling.holdout import Holdout
+from tinygpt.scaling.laws import Law, compute_optimal_at
 from tinygpt.scaling.report import Analysis
 
 log = logging.getLogger("tinygpt.analyze")
@@ -33,12 +36,54 @@ def _log_to_mlflow(cfg: DictConfig, analysis: Analysis, paths: list[Path]) -> st
             key = law_name.replace("(", "_").replace(")", "").replace(", ", "_").replace(" ", "_")
             metrics |= {f"{key}.{p}": v for p, v in law.params.items()}
             metrics[f"{key}.r2_log"] = law.r2
+        for law_name, check in analysis.holdouts.items():
+            key = law_name.replace("(", "_").replace(")", "").replace(", ", "_")
+            metrics[f"holdout.{key}.max_abs_relative_error"] = check.max_abs_relative_error
         tracker.log_metrics(metrics, 0)
         for p in paths:
             tracker.log_artifact(p)
     finally:
         tracker.close("FINISHED")
     return tracker.run_id
+
+
+def allocation(law: Law, analysis: Analysis) -> str:
+    """Chinchilla's compute-optimal allocation implied by L(N, D), with bootstrap CIs."""
+    opt = law.to_dict()["compute_optimal"]
+    lines = []
+    ci = {}
+    if law.boot is not None:
+        nat = law.natural(law.boot)
+        names = law.param_names()
+        alpha, beta = nat[:, names.index("alpha")], nat[:, names.index("beta")]
+        a = beta / (alpha + beta)
+        ci = {"a": np.percentile(a, [2.5, 97.5]), "b": np.percentile(1 - a, [2.5, 97.5])}
+    band = {k: f" [{lo:.3f}, {hi:.3f}]" for k, (lo, hi) in ci.items()}
+    lines.append(
+        f"    compute-optimal: N_opt ∝ C^{opt['n_exponent']:.3f}{band.get('a', '')}, "
+        f"D_opt ∝ C^{opt['d_exponent']:.3f}{band.get('b', '')} (95% CI)"
+    )
+    c_max = float(analysis.table["C"].max())
+    n_opt, d_opt = compute_optimal_at(opt, c_max)
+    lines.append(
+        f"    at the sweep's largest compute, C = {c_max:.3g} FLOPs: N_opt = {n_opt:,.0f}, "
+        f"D_opt = {d_opt:,.0f} ({d_opt / n_opt:.1f} tokens per parameter)"
+    )
+    return "\n".join(lines)
+
+
+def holdout_report(check: Holdout) -> str:
+    lines = [
+        f"  holdout: {check.law.name} fitted without {check.description} "
+        f"({check.law.n_points} runs) predicts it within "
+        f"{check.max_abs_relative_error:.2%} (max |relative error|)"
+    ]
+    for r in check.points.itertuples():
+        lines.append(
+            f"    N = {r.N:,.0f}, D = {r.D:,.0f}: measured {r.loss:.4f}, predicted "
+            f"{r.predicted:.4f} [{r.ci_low:.4f}, {r.ci_high:.4f}], error {r.relative_error:+.2%}"
+        )
+    return "\n".join(lines)
 
 
 def run(cfg: DictConfig, out: Path) -> None:
@@ -68,8 +113,12 @@ def run(cfg: DictConfig, out: Path) -> None:
         )
         for w in law.warnings:
             print(f"    warning: {w}")
+        if law.variables == ["N", "D"]:
+            print(allocation(law, analysis))
     for name, why in analysis.skipped.items():
         print(f"  {name}: skipped ({why})")
+    if analysis.holdout is not None:
+        print(holdout_report(analysis.holdout))
     if cfg.log_to_mlflow and "sweep_run_id" in table.attrs:
         run_id = _log_to_mlflow(cfg, analysis, paths)
         print(f"MLflow run: {run_id}")

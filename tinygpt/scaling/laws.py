@@ -18,6 +18,9 @@ class FitSettings:
     bootstrap: int = 1000
     bootstrap_seed: int = 0
     l1: bool = True
+    # Runs held out of a second fit and predicted by it: none, largest (the largest model) or
+    # compute_above:<C> (every run with C above that many FLOPs).
+    holdout: str = "largest"
 
 
 @dataclass
@@ -56,10 +59,21 @@ class Law:
     def params(self) -> dict[str, float]:
         return dict(zip(self.param_names(), map(float, self.natural(self.theta)), strict=True))
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Loss at points ``x`` (n, k) in natural units."""
-        prob = Problem(np.log(np.atleast_2d(x)), np.zeros(len(np.atleast_2d(x))), self.with_e)
-        return np.exp(prob.predict(self.theta[None])[0])
+    def predict(self, x: np.ndarray, theta: np.ndarray | None = None) -> np.ndarray:
+        """Loss at points ``x`` (n, k) in natural units; (B, n) for B parameter rows ``theta``."""
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        prob = Problem(np.log(x), np.zeros(len(x)), self.with_e)
+        if theta is None:
+            return np.exp(prob.predict(self.theta[None])[0])
+        return np.exp(prob.predict(np.atleast_2d(theta)))
+
+    def band(self, x: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray] | None:
+        """The bootstrap band of the prediction at ``x``: (low, high), or None without one."""
+        if self.boot is None:
+            return None
+        preds = self.predict(x, self.boot)
+        tail = 100 * (1 - level) / 2
+        return np.percentile(preds, tail, axis=0), np.percentile(preds, 100 - tail, axis=0)
 
     def formula(self) -> str:
         p = self.params
@@ -157,6 +171,11 @@ def compute_optimal(p: dict[str, float]) -> dict[str, Any]:
             for c, n, d in zip(budgets, n_opt, d_opt, strict=True)
         ],
     }
+
+
+def compute_optimal_at(opt: dict[str, Any], c: float) -> tuple[float, float]:
+    """(N_opt, D_opt) at compute ``c`` from ``compute_optimal``'s result."""
+    return opt["G"] * (c / 6) ** opt["n_exponent"], (c / 6) ** opt["d_exponent"] / opt["G"]
 
 
 def protocol_warnings(df: pd.DataFrame, variable: str, seeds: pd.Series | None) -> list[str]:

@@ -10,49 +10,164 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on clusters and CI
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
-from matplotlib.ticker import NullFormatter
+from matplotlib.axes import Axes
+from matplotlib.axis import Axis
+from matplotlib.ticker import (
+    EngFormatter,
+    FixedLocator,
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+)
+
+from tinygpt.scaling.grid import along
 
 if TYPE_CHECKING:
+    from tinygpt.scaling.holdout import Holdout
+    from tinygpt.scaling.laws import Law
     from tinygpt.scaling.report import Analysis
 
 LABELS = {"N": "non-embedding parameters N", "D": "tokens D", "C": "training FLOPs C"}
+HELD_OUT = {"color": "crimson", "marker": "*", "s": 110, "zorder": 5}
+
+
+def readable_log_axis(axis: Axis, lo: float, hi: float, name: str = "") -> None:
+    """Tick labels a reader can use on a log axis, whatever its range.
+
+    Under a decade (a loss axis) matplotlib would label nothing; there ticks go at round linear
+    values. Over a decade they go at 1, 2 and 5 per decade, in engineering units for counts.
+    """
+    if hi / lo < 10:
+        ticks = [t for t in MaxNLocator(nbins=6).tick_values(lo, hi) if lo <= t <= hi and t > 0]
+        axis.set_major_locator(FixedLocator(ticks))
+        counts = name in ("N", "D") and lo >= 1000
+        axis.set_major_formatter(EngFormatter(sep="") if counts else FuncFormatter(_short))
+    else:
+        decades = np.log10(hi / lo)
+        axis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5) if decades < 4 else (1,)))
+        if name == "C":
+            axis.set_major_formatter(FuncFormatter(_short))
+        else:
+            axis.set_major_formatter(EngFormatter(sep=""))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _short(value: float, _: object = None) -> str:
+    return f"{value:.3g}".replace("e+", "e")
+
+
+def _band(ax: Axes, law: Law, grid: np.ndarray, color: str, label: str, style: str = "-") -> None:
+    x = grid[:, None]
+    ax.plot(grid, law.predict(x), style, color=color, label=label, lw=1.6)
+    band = law.band(x)
+    if band is not None:
+        ax.fill_between(grid, *band, color=color, alpha=0.18, lw=0, label="95% bootstrap band")
 
 
 def scaling_curve(analysis: Analysis, x: str, out: Path) -> Path:
-    agg = analysis.aggregated
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    sns.scatterplot(data=analysis.table, x=x, y="loss", ax=ax, alpha=0.35, color="grey",
-                    label="runs")  # fmt: skip
-    if x in agg:
-        ax.errorbar(agg[x], agg["loss_mean"], yerr=agg["loss_std"].fillna(0), fmt="o",
-                    color="black", capsize=3, label="mean ± std over seeds")  # fmt: skip
-    grid = np.geomspace(
-        analysis.table[x].astype(float).min(), analysis.table[x].astype(float).max(), 200
-    )
-    for name, style in ((f"L({x})", "-"), (f"L({x}) pure", "--")):
-        law = analysis.laws.get(name)
-        if law is not None:
-            ax.plot(grid, law.predict(grid[:, None]), style, label=law.formula())
+    rows = along(analysis.table, x).assign(**{x: lambda t: t[x].astype(float)})
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    check = analysis.holdouts.get(f"L({x})")
+    held = np.isin(rows["run_id"], []) if check is None else _held_rows(rows, check, x)
+    stats = rows.groupby(x)["loss"].agg(["mean", "std"]).reset_index()
+    ax.scatter(rows[x], rows["loss"], color="grey", alpha=0.35, s=14, label="runs")
+    ax.errorbar(stats[x], stats["mean"], yerr=stats["std"].fillna(0), fmt="o", color="black",
+                ms=4, capsize=3, label="mean ± std over seeds")  # fmt: skip
+    lo, hi = rows[x].min(), rows[x].max()
+    grid = np.geomspace(lo, hi, 200)
+    law = analysis.laws.get(f"L({x})")
+    if law is not None:
+        _band(ax, law, grid, "tab:blue", law.formula())
+    pure = analysis.laws.get(f"L({x}) pure")
+    if pure is not None:
+        ax.plot(grid, pure.predict(grid[:, None]), ":", color="tab:grey", label=pure.formula())
+    if check is not None:
+        fitted = rows[~held][x]
+        # The law fitted without the held-out runs, drawn past its fitted range to them.
+        reach = np.geomspace(fitted.min(), hi * 1.15, 200)
+        _band(ax, check.law, reach, "tab:orange", f"fitted without held-out: "
+              f"{check.law.formula()}", "--")  # fmt: skip
+        pts = check.points
+        ax.scatter(pts[x], pts["loss"], label=f"held out (max |error| "
+                   f"{check.max_abs_relative_error:.2%})", **HELD_OUT)  # fmt: skip
     ax.set(xscale="log", yscale="log", xlabel=LABELS.get(x, x), ylabel="final validation loss")
-    for axis in (ax.xaxis, ax.yaxis):  # minor log ticks' labels collide on a narrow range
-        axis.set_minor_formatter(NullFormatter())
-    ax.legend(fontsize=7)
+    ax.set_title(_slice_title(analysis.table, rows, x), fontsize=8)
+    readable_log_axis(ax.xaxis, *ax.get_xlim(), x)
+    readable_log_axis(ax.yaxis, *ax.get_ylim())
+    ax.legend(fontsize=6.5, loc="upper right")
     fig.tight_layout()
     path = out / f"scaling_{x.replace('.', '_')}.png"
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def _held_rows(rows: pd.DataFrame, check: Holdout, x: str) -> np.ndarray:
+    return np.isin(rows[x].to_numpy(), check.points[x].to_numpy())
+
+
+def _slice_title(table: pd.DataFrame, rows: pd.DataFrame, x: str) -> str:
+    if len(rows) == len(table):
+        return ""
+    if x == "D":
+        return f"along the largest model, N = {rows['N'].max():,.0f}"
+    return f"along the largest budget, D = {rows['D'].max():,.0f} tokens"
+
+
+def loss_vs_tokens(analysis: Analysis, out: Path) -> Path | None:
+    """Loss against D, one line per model size, with the fitted L(N, D) surface over each."""
+    law = analysis.laws.get("L(N, D)")
+    if law is None:
+        return None
+    t = analysis.table
+    check = analysis.holdouts.get("L(N, D)")
+    sizes = sorted(t["N"].unique())
+    colors = sns.color_palette("viridis", len(sizes))
+    fig, ax = plt.subplots(figsize=(6.6, 4.6))
+    grid = np.geomspace(t["D"].min() / 1.3, t["D"].max() * 1.3, 150)
+    for n, color in zip(sizes, colors, strict=True):
+        rows = t[t["N"] == n]
+        stats = rows.groupby("D")["loss"].agg(["mean", "std"]).reset_index()
+        is_held = check is not None and np.isclose(check.points["N"], n).any()
+        ax.errorbar(stats["D"], stats["mean"], yerr=stats["std"].fillna(0), fmt="*" if is_held
+                    else "o", ms=9 if is_held else 4, color=color, capsize=2,
+                    label=f"N = {n:,.0f}" + (" (held out)" if is_held else ""))  # fmt: skip
+        x = np.stack([np.full_like(grid, n), grid], 1)
+        fit = check.law if is_held else law
+        ax.plot(grid, fit.predict(x), "--" if is_held else "-", color=color, lw=1.2)
+        band = fit.band(x)
+        if band is not None:
+            ax.fill_between(grid, *band, color=color, alpha=0.15, lw=0)
+    ax.set(xscale="log", yscale="log", xlabel=LABELS["D"], ylabel="final validation loss")
+    title = law.formula()
+    if check is not None:
+        title += f"\ndashed: fitted without the held-out model, max |error| " \
+            f"{check.max_abs_relative_error:.2%}"  # fmt: skip
+    ax.set_title(title, fontsize=8)
+    readable_log_axis(ax.xaxis, *ax.get_xlim(), "D")
+    readable_log_axis(ax.yaxis, *ax.get_ylim())
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    path = out / "loss_vs_tokens.png"
+    fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
 
 
 def residuals(analysis: Analysis, out: Path) -> Path:
-    laws = [law for law in analysis.laws.values() if law.with_e]
+    laws = [law for law in analysis.laws.values() if law.with_e and len(law.variables) == 1]
     fig, axes = plt.subplots(1, len(laws), figsize=(4 * len(laws), 3.4), squeeze=False)
     for ax, law in zip(axes[0], laws, strict=True):
         x = law.variables[0]
-        sns.scatterplot(x=analysis.table[x].astype(float), y=law.residuals, ax=ax, s=18)
+        values = along(analysis.table, x)[x].astype(float) if len(law.variables) == 1 else None
+        sns.scatterplot(x=values, y=law.residuals, ax=ax, s=18)
         ax.axhline(0, color="black", lw=0.8)
         ax.set(xscale="log", xlabel=x, ylabel="log L − log L̂", title=law.name)
+        readable_log_axis(ax.xaxis, *ax.get_xlim(), x)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     fig.tight_layout()
     path = out / "residuals.png"
     fig.savefig(path, dpi=120)
@@ -82,6 +197,8 @@ def iso_loss(analysis: Analysis, out: Path) -> Path | None:
     ax.set(xscale="log", yscale="log", xlabel=LABELS["N"], ylabel=LABELS["D"],
            title=law.formula())  # fmt: skip
     ax.title.set_fontsize(8)
+    readable_log_axis(ax.xaxis, *ax.get_xlim(), "N")
+    readable_log_axis(ax.yaxis, *ax.get_ylim(), "D")
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = out / "iso_loss.png"
@@ -96,5 +213,5 @@ def draw_all(analysis: Analysis, out: Path) -> list[Path]:
     paths = [scaling_curve(analysis, x, out) for x in xs]
     if any(law.with_e and len(law.variables) == 1 for law in analysis.laws.values()):
         paths.append(residuals(analysis, out))
-    contour = iso_loss(analysis, out)
-    return paths + ([contour] if contour else [])
+    extra = [iso_loss(analysis, out), loss_vs_tokens(analysis, out)]
+    return paths + [p for p in extra if p is not None]

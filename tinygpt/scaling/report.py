@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from tinygpt.errors import TinyGPTError
+from tinygpt.scaling.grid import along
+from tinygpt.scaling.holdout import Holdout, check, held_out
 from tinygpt.scaling.laws import FitSettings, Law, fit_law, protocol_warnings
 
 log = logging.getLogger("tinygpt.analyze")
@@ -38,24 +40,41 @@ def _varies(table: pd.DataFrame, col: str, at_least: int = 3) -> bool:
     return bool(values.notna().all() and (values > 0).all() and values.nunique() >= at_least)
 
 
+def _same_as_d(table: pd.DataFrame, x: str) -> bool:
+    """A setting that determines D one to one (``training.tokens`` of a budget sweep)."""
+    pairs = table[[x, "D"]].drop_duplicates()
+    return len(pairs) == pairs[x].nunique() == pairs["D"].nunique()
+
+
 @dataclass
 class Analysis:
     table: pd.DataFrame
     aggregated: pd.DataFrame
     laws: dict[str, Law] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    holdouts: dict[str, Holdout] = field(default_factory=dict)
+
+    @property
+    def holdout(self) -> Holdout | None:
+        """The headline check: L(N, D) where it was fitted, else L(N)."""
+        return self.holdouts.get("L(N, D)") or self.holdouts.get("L(N)")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "n_runs": len(self.table),
             "source": self.table.attrs.get("source"),
             "laws": {name: law.to_dict() for name, law in self.laws.items()},
             "skipped": self.skipped,
         }
+        if self.holdout is not None:
+            out["holdout"] = self.holdout.to_dict()
+            out["holdouts"] = {name: h.to_dict() for name, h in self.holdouts.items()}
+        return out
 
 
 def analyze(table: pd.DataFrame, settings: FitSettings | None = None) -> Analysis:
-    """Fit every law the table supports: L(X) for N, D, C and swept numeric settings; L(N, D)."""
+    """Fit every law the table supports: L(X) for N, D, C and swept numeric settings; L(N, D);
+    then refit the laws in N without the held-out runs and predict them (``fit.holdout``)."""
     settings = settings or FitSettings()
     if table.empty:
         raise TinyGPTError("no runs to analyse")
@@ -71,14 +90,18 @@ def analyze(table: pd.DataFrame, settings: FitSettings | None = None) -> Analysi
         if x not in table or not _varies(table, x):
             result.skipped[f"L({x})"] = f"{x} takes fewer than 3 distinct positive values"
             continue
-        data = table.assign(**{x: pd.to_numeric(table[x])})
+        if x not in ("N", "D", "C") and _same_as_d(table, x):
+            result.skipped[f"L({x})"] = f"{x} determines D one to one: see L(D)"
+            continue
+        rows = along(table, x)
+        data = rows.assign(**{x: pd.to_numeric(rows[x])})
         for with_e in (True, False):
             try:
                 law = fit_law(data, [x], settings, with_e=with_e)
             except TinyGPTError as e:
                 result.skipped[f"L({x})" + ("" if with_e else " pure")] = str(e)
                 continue
-            law.warnings = protocol_warnings(table, x, seeds)
+            law.warnings = protocol_warnings(rows, x, seeds)
             result.laws[law.name] = law
     if _varies(table, "N", 2) and _varies(table, "D", 2):
         try:
@@ -93,7 +116,22 @@ def analyze(table: pd.DataFrame, settings: FitSettings | None = None) -> Analysi
         raise TinyGPTError(
             "no law could be fitted: " + "; ".join(f"{k}: {v}" for k, v in result.skipped.items())
         )
+    _check_holdouts(result, settings)
     return result
+
+
+def _check_holdouts(result: Analysis, settings: FitSettings) -> None:
+    for name, variables in (("L(N)", ["N"]), ("L(C)", ["C"]), ("L(N, D)", ["N", "D"])):
+        if name not in result.laws:
+            continue
+        rows = along(result.table, variables[0]) if len(variables) == 1 else result.table
+        rule = held_out(rows, settings.holdout)
+        if rule is None:
+            return
+        try:
+            result.holdouts[name] = check(rows, rule[0], rule[1], variables, settings)
+        except TinyGPTError as e:
+            result.skipped[f"holdout {name}"] = str(e)
 
 
 def write(analysis: Analysis, out: Path, plots: bool = True) -> list[Path]:

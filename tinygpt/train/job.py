@@ -136,11 +136,11 @@ def results_of(trainer: Trainer, data: TokenData, cfg: DictConfig) -> dict[str, 
         "mfu": mfu(model, s.steady_tokens_per_sec, trainer.peak_flops),
         "wall_seconds": s.wall_seconds,
         "tracking_seconds": trainer.tracker.seconds,
-        **(branch_summary(trainer) if trainer.budgets else {}),
+        **(branch_summary(trainer, test["loss"]) if trainer.budgets else {}),
     }
 
 
-def branch_summary(trainer: Trainer) -> dict[str, Any]:
+def branch_summary(trainer: Trainer, test_loss: float) -> dict[str, Any]:
     """What the branches measured and cost, beside what separate runs would have cost."""
     s, per_step = trainer.state, trainer.tokens_per_step
     trunk = {
@@ -149,6 +149,7 @@ def branch_summary(trainer: Trainer) -> dict[str, Any]:
         "total_steps": s.step,
         "tokens_seen": s.tokens_seen,
         "final_val_loss": s.last_eval.get("loss"),
+        "test_loss": test_loss,
         "trunk": True,
     }
     points = sorted([*s.branches, trunk], key=lambda b: b["budget_tokens"])
