@@ -36,6 +36,10 @@ def _log_to_mlflow(cfg: DictConfig, analysis: Analysis, paths: list[Path]) -> st
             key = law_name.replace("(", "_").replace(")", "").replace(", ", "_").replace(" ", "_")
             metrics |= {f"{key}.{p}": v for p, v in law.params.items()}
             metrics[f"{key}.r2_log"] = law.r2
+        view = analysis.isoflop
+        for name, front in (("N_opt", view and view.N_opt), ("D_opt", view and view.D_opt)):
+            if front:
+                metrics[f"isoflop.{name}.exponent"] = front.exponent
         for law_name, check in analysis.holdouts.items():
             key = law_name.replace("(", "_").replace(")", "").replace(", ", "_")
             metrics[f"holdout.{key}.max_abs_relative_error"] = check.max_abs_relative_error
@@ -52,12 +56,9 @@ def allocation(law: Law, analysis: Analysis) -> str:
     opt = law.to_dict()["compute_optimal"]
     lines = []
     ci = {}
-    if law.boot is not None:
-        nat = law.natural(law.boot)
-        names = law.param_names()
-        alpha, beta = nat[:, names.index("alpha")], nat[:, names.index("beta")]
-        a = beta / (alpha + beta)
-        ci = {"a": np.percentile(a, [2.5, 97.5]), "b": np.percentile(1 - a, [2.5, 97.5])}
+    a_ci = exponent_ci(law)
+    if a_ci is not None:
+        ci = {"a": a_ci, "b": (1 - a_ci[1], 1 - a_ci[0])}
     band = {k: f" [{lo:.3f}, {hi:.3f}]" for k, (lo, hi) in ci.items()}
     lines.append(
         f"    compute-optimal: N_opt ∝ C^{opt['n_exponent']:.3f}{band.get('a', '')}, "
@@ -69,6 +70,48 @@ def allocation(law: Law, analysis: Analysis) -> str:
         f"    at the sweep's largest compute, C = {c_max:.3g} FLOPs: N_opt = {n_opt:,.0f}, "
         f"D_opt = {d_opt:,.0f} ({d_opt / n_opt:.1f} tokens per parameter)"
     )
+    return "\n".join(lines)
+
+
+def _ci(lo: float, hi: float, fmt: str = ".3f") -> str:
+    return f"[{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def exponent_ci(law: Law) -> tuple[float, float] | None:
+    """The bootstrap 95 % interval of a = β/(α+β) implied by L(N, D)."""
+    if law.boot is None:
+        return None
+    nat, names = law.natural(law.boot), law.param_names()
+    alpha, beta = nat[:, names.index("alpha")], nat[:, names.index("beta")]
+    lo, hi = np.percentile(beta / (alpha + beta), [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def isoflop_report(analysis: Analysis) -> str:
+    view = analysis.isoflop
+    lines = [f"  IsoFLOP profiles (Chinchilla's approach 2), {len(view.valleys)} compute budgets:"]
+    for v in view.valleys:
+        if v.note and not np.isfinite(v.N_opt):
+            lines.append(f"    C = {v.C:.3g}: {v.note}")
+            continue
+        lines.append(
+            f"    C = {v.C:.3g} ({v.sizes} sizes): N_opt = {v.N_opt:,.0f} "
+            f"{_ci(*v.N_ci, ',.0f')}, D_opt = {v.D_opt:,.0f} {_ci(*v.D_ci, ',.0f')}, "
+            f"loss {v.loss_min:.4f}" + (f" — {v.note}" if v.note else "")
+        )
+    rows = []
+    if view.N_opt is not None:
+        rows.append(("IsoFLOP parabolas", view.N_opt.exponent, view.N_opt.ci95,
+                     view.D_opt.exponent, view.D_opt.ci95))  # fmt: skip
+    law = analysis.laws.get("L(N, D)")
+    if law is not None:
+        a = law.to_dict()["compute_optimal"]["n_exponent"]
+        ci = exponent_ci(law) or (float("nan"),) * 2
+        rows.append(("L(N, D) fit", a, ci, 1 - a, (1 - ci[1], 1 - ci[0])))
+    if rows:
+        lines.append("    compute-optimal exponents, N_opt ∝ C^a and D_opt ∝ C^b (95% CI):")
+        for name, a, a_ci, b, b_ci in rows:
+            lines.append(f"      {name:18} a = {a:.3f} {_ci(*a_ci)}   b = {b:.3f} {_ci(*b_ci)}")
     return "\n".join(lines)
 
 
@@ -117,6 +160,8 @@ def run(cfg: DictConfig, out: Path) -> None:
             print(allocation(law, analysis))
     for name, why in analysis.skipped.items():
         print(f"  {name}: skipped ({why})")
+    if analysis.isoflop is not None:
+        print(isoflop_report(analysis))
     if analysis.holdout is not None:
         print(holdout_report(analysis.holdout))
     if cfg.log_to_mlflow and "sweep_run_id" in table.attrs:

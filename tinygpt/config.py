@@ -204,6 +204,14 @@ class TrackingConfig:
 
 
 @dataclass
+class IsoflopConfig:
+    # Compute budgets in training FLOPs (C = flops_per_token x D). Each becomes this model's
+    # token budget C / flops_per_token: one budget is a plain run, several are WSD branches of one
+    # trunk. Budgets too small for this model to branch after the warmup are left out (logged).
+    budgets: list[float] | None = None
+
+
+@dataclass
 class Config:
     model: ModelConfig = MISSING
     data: DataConfig = MISSING
@@ -212,6 +220,7 @@ class Config:
     seal: SealConfig = MISSING
     training: TrainingConfig = field(default_factory=TrainingConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    isoflop: IsoflopConfig = field(default_factory=IsoflopConfig)
     seed: int = 42
 
 

@@ -207,11 +207,69 @@ def iso_loss(analysis: Analysis, out: Path) -> Path | None:
     return path
 
 
+def isoflop_profiles(analysis: Analysis, out: Path) -> Path | None:
+    """Left: loss against N per compute budget, its parabola and bottom (with the bottom's 95 %
+    interval). Right: the bottoms against C, the fitted frontier and L(N, D)'s where fitted."""
+    view = analysis.isoflop
+    if view is None:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))
+    colors = sns.color_palette("rocket", len(view.valleys))
+    for v, color in zip(view.valleys, colors, strict=True):
+        rows = view.table[view.table["budget"] == v.C]
+        left.scatter(rows["N"], rows["loss"], color=color, s=16, alpha=0.7, label=f"C = {v.C:.2g}")
+        if np.isfinite(v.N_opt):
+            x = np.linspace(np.log(rows["N"].min()) - 0.2, np.log(rows["N"].max()) + 0.2, 100)
+            left.plot(np.exp(x), np.polyval(v.quadratic, x), color=color, lw=1.2)
+            left.errorbar([v.N_opt], [v.loss_min], xerr=[[v.N_opt - v.N_ci[0]],
+                          [v.N_ci[1] - v.N_opt]], fmt="D", color=color, ms=6, capsize=3,
+                          mec="black")  # fmt: skip
+    left.set(xscale="log", yscale="log", xlabel=LABELS["N"], ylabel="final validation loss",
+             title="IsoFLOP profiles: a parabola in log N per budget")  # fmt: skip
+    readable_log_axis(left.xaxis, *left.get_xlim(), "N")
+    readable_log_axis(left.yaxis, *left.get_ylim())
+    left.legend(fontsize=7)
+    left.title.set_fontsize(9)
+    good = [v for v in view.valleys if v.usable]
+    cs = np.array([v.C for v in good])
+    if good:
+        lo = [v.N_opt - v.N_ci[0] for v in good]
+        hi = [v.N_ci[1] - v.N_opt for v in good]
+        right.errorbar(cs, [v.N_opt for v in good], yerr=[lo, hi], fmt="D", color="black",
+                       capsize=3, label="IsoFLOP bottoms (95% CI)")  # fmt: skip
+    grid = np.geomspace(view.table["budget"].min() / 2, view.table["budget"].max() * 2, 100)
+    if view.N_opt is not None:
+        f = view.N_opt
+        right.plot(grid, f.at(grid), "-", color="tab:red",
+                   label=f"N_opt = {f.coefficient:.3g}·C^{f.exponent:.3f} "
+                   f"[{f.ci95[0]:.3f}, {f.ci95[1]:.3f}]")  # fmt: skip
+    law = analysis.laws.get("L(N, D)")
+    if law is not None:
+        opt = law.to_dict()["compute_optimal"]
+        right.plot(grid, opt["G"] * (grid / 6) ** opt["n_exponent"], "--", color="tab:blue",
+                   label=f"L(N, D): N_opt ∝ C^{opt['n_exponent']:.3f}")  # fmt: skip
+    right.set(xscale="log", yscale="log", xlabel=LABELS["C"], ylabel="compute-optimal N",
+              title="the compute-optimal frontier")  # fmt: skip
+    right.title.set_fontsize(9)
+    readable_log_axis(right.xaxis, *right.get_xlim(), "C")
+    readable_log_axis(right.yaxis, *right.get_ylim(), "N")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "isoflop.png"
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
 def draw_all(analysis: Analysis, out: Path) -> list[Path]:
     sns.set_theme(style="whitegrid")
     xs = sorted({law.variables[0] for law in analysis.laws.values() if len(law.variables) == 1})
     paths = [scaling_curve(analysis, x, out) for x in xs]
     if any(law.with_e and len(law.variables) == 1 for law in analysis.laws.values()):
         paths.append(residuals(analysis, out))
-    extra = [iso_loss(analysis, out), loss_vs_tokens(analysis, out)]
+    extra = [
+        iso_loss(analysis, out),
+        loss_vs_tokens(analysis, out),
+        isoflop_profiles(analysis, out),
+    ]
     return paths + [p for p in extra if p is not None]

@@ -14,10 +14,11 @@ import pandas as pd
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.grid import along
 from tinygpt.scaling.holdout import Holdout, check, held_out
+from tinygpt.scaling.isoflop import IsoflopView, isoflop
 from tinygpt.scaling.laws import FitSettings, Law, fit_law, protocol_warnings
 
 log = logging.getLogger("tinygpt.analyze")
-BASE_COLUMNS = ["run_id", "N", "D", "C", "loss", "seed"]
+BASE_COLUMNS = ["run_id", "N", "D", "C", "C_budget", "loss", "seed"]
 
 
 def settings_of(table: pd.DataFrame) -> list[str]:
@@ -53,6 +54,7 @@ class Analysis:
     laws: dict[str, Law] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     holdouts: dict[str, Holdout] = field(default_factory=dict)
+    isoflop: IsoflopView | None = None
 
     @property
     def holdout(self) -> Holdout | None:
@@ -66,6 +68,8 @@ class Analysis:
             "laws": {name: law.to_dict() for name, law in self.laws.items()},
             "skipped": self.skipped,
         }
+        if self.isoflop is not None:
+            out["isoflop"] = self.isoflop.to_dict()
         if self.holdout is not None:
             out["holdout"] = self.holdout.to_dict()
             out["holdouts"] = {name: h.to_dict() for name, h in self.holdouts.items()}
@@ -112,6 +116,11 @@ def analyze(table: pd.DataFrame, settings: FitSettings | None = None) -> Analysi
             result.skipped["L(N, D)"] = str(e)
     else:
         result.skipped["L(N, D)"] = "needs at least 2 model sizes and 2 token budgets"
+    view = isoflop(table, settings.bootstrap, settings.bootstrap_seed)
+    if isinstance(view, str):
+        result.skipped["IsoFLOP"] = view
+    else:
+        result.isoflop = view
     if not result.laws:
         raise TinyGPTError(
             "no law could be fitted: " + "; ".join(f"{k}: {v}" for k, v in result.skipped.items())

@@ -87,6 +87,8 @@ def from_mlflow(
                 "D": m["tokens_seen"],
                 "C": m["flops"],
                 "loss": m["final_val_loss"],
+                # The compute budget an IsoFLOP job aimed at (C spent is within half a step).
+                **({"C_budget": m["compute_budget"]} if "compute_budget" in m else {}),
             }
         )
         rows.append({

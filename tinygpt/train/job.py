@@ -25,6 +25,7 @@ from tinygpt.tracking.mlflow_run import Store, Tracker, flatten, with_retry
 from tinygpt.tracking.sweep import config_hash, parent_run_id
 from tinygpt.tracking.sysinfo import slurm_logs, slurm_tags, system_tags
 from tinygpt.train import checkpoint
+from tinygpt.train.compute import apply as apply_compute_budgets
 from tinygpt.train.loop import (
     BranchTracker,
     Budget,
@@ -208,7 +209,7 @@ def open_tracking(
     return tracker, ckpt, None
 
 
-def branch_runs(tracker: Tracker, cfg: DictConfig) -> BranchTracker:
+def branch_runs(tracker: Tracker, cfg: DictConfig, compute: dict[int, float]) -> BranchTracker:
     """Each budget of a branched job as an MLflow child run of the job's run.
 
     A branch run carries the job's params with ``training.tokens`` set to its budget, so the
@@ -236,6 +237,8 @@ def branch_runs(tracker: Tracker, cfg: DictConfig) -> BranchTracker:
         branch = Tracker.start(store, name, tags, run_id=run_id, parent_run_id=tracker.run_id)
         if run_id is None:
             branch.log_params({**params, "training.tokens": budget.tokens})
+        if budget.tokens in compute:
+            branch.log_metrics({"compute_budget": compute[budget.tokens]}, budget.steps)
         return branch
 
     return open_branch
@@ -246,6 +249,8 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
 
     ``out_dir`` defaults to Hydra's run directory; pass one to call this outside a Hydra app.
     """
+    # IsoFLOP: this model's token budget(s) from compute budgets (token budget -> C).
+    compute = apply_compute_budgets(cfg) if cfg.isoflop.budgets else {}
     validate(cfg)
     seed_everything(cfg.seed)
     runtime = hardware.resolve(cfg.hardware)
@@ -274,7 +279,9 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
             data.describe(),
             "hit" if data.cache_hit else "written",
         )
-        trainer = Trainer(cfg, model, data, runtime, tracker, out, branch_runs(tracker, cfg))
+        trainer = Trainer(
+            cfg, model, data, runtime, tracker, out, branch_runs(tracker, cfg, compute)
+        )
         stops.trainer = trainer
         if ckpt is not None:
             trainer.restore(ckpt)
@@ -299,6 +306,8 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         }
         if trainer.budgets:
             scalars["branch_step"] = trainer.schedule.decay_start(trainer.total)
+        if compute:
+            scalars["compute_budget"] = compute[max(compute)]
         tracker.log_metrics(scalars, trainer.state.step)
         tracker.log_artifact(out / "results.json")
         if t.log_model:

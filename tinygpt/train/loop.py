@@ -66,6 +66,21 @@ def total_steps(cfg: DictConfig) -> int:
     return max(1, math.ceil(t.tokens / tokens_per_step(cfg)))
 
 
+def plan(tokens: int, per_step: int, schedule: WSD) -> tuple[int, int]:
+    """A token budget's steps and branch point; a TinyGPTError where it cannot branch."""
+    if tokens < 1:
+        raise TinyGPTError(f"training.budgets: {tokens} is not a positive token count")
+    steps = max(1, math.ceil(tokens / per_step))
+    start = schedule.decay_start(steps)
+    if start < schedule.warmup_steps:
+        raise TinyGPTError(
+            f"training.budgets: the budget of {tokens:,} tokens ({steps} steps) would branch "
+            f"at step {start}, inside the warmup (optimizer.schedule.warmup_steps="
+            f"{schedule.warmup_steps}): raise the budget or lower the warmup"
+        )
+    return steps, start
+
+
 @dataclass(frozen=True)
 class Budget:
     """One token budget of a branched run: its length and where its cooldown leaves the trunk."""
@@ -94,16 +109,7 @@ def budgets(cfg: DictConfig) -> list[Budget]:
     per_step = tokens_per_step(cfg)
     out = []
     for tokens in sorted({int(b) for b in t.budgets}):
-        if tokens < 1:
-            raise TinyGPTError(f"training.budgets: {tokens} is not a positive token count")
-        steps = max(1, math.ceil(tokens / per_step))
-        start = schedule.decay_start(steps)
-        if start < schedule.warmup_steps:
-            raise TinyGPTError(
-                f"training.budgets: the budget of {tokens:,} tokens ({steps} steps) would branch "
-                f"at step {start}, inside the warmup (optimizer.schedule.warmup_steps="
-                f"{schedule.warmup_steps}): raise the budget or lower the warmup"
-            )
+        steps, start = plan(tokens, per_step, schedule)
         if out and steps == out[-1].steps:
             raise TinyGPTError(
                 f"training.budgets: {out[-1].tokens:,} and {tokens:,} tokens are both {steps} "

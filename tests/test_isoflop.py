@@ -1,0 +1,99 @@
+"""IsoFLOP profiles and compute budgets: a known law recovered, edge cases named, C held fixed."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tinygpt.errors import TinyGPTError
+from tinygpt.scaling.isoflop import compute_groups, isoflop
+from tinygpt.train.compute import compute_plan, flops_per_token
+from tinygpt.train.loop import tokens_per_step
+
+LAW = {"E": 1.8, "A": 60.0, "B": 40.0, "alpha": 0.36, "beta": 0.30}
+A_TRUE = LAW["beta"] / (LAW["alpha"] + LAW["beta"])
+G = (LAW["alpha"] * LAW["A"] / (LAW["beta"] * LAW["B"])) ** (1 / (LAW["alpha"] + LAW["beta"]))
+
+
+def n_opt(c):
+    return G * (c / 6) ** A_TRUE
+
+
+def profiles(budgets=(1e12, 3e12, 1e13, 3e13), noise=0.003, spread=6.0, seed=1) -> pd.DataFrame:
+    """7 sizes per budget around its optimum, 2 seeds, as a designed IsoFLOP study lays them."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in budgets:
+        for n in np.geomspace(n_opt(c) / spread, n_opt(c) * spread, 7):
+            d = c / (6 * n)
+            for s in (1, 2):
+                loss = LAW["E"] + LAW["A"] / n ** LAW["alpha"] + LAW["B"] / d ** LAW["beta"]
+                rows.append({"run_id": f"{c}-{n}-{s}", "N": n, "D": d, "C": c, "seed": s,
+                             "loss": loss * np.exp(rng.normal(0, noise))})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_a_known_law_gives_back_its_exponent_and_optima():
+    view = isoflop(profiles(), n_boot=300)
+    lo, hi = view.N_opt.ci95
+    assert lo <= A_TRUE <= hi, (A_TRUE, view.N_opt.ci95)
+    lo, hi = view.D_opt.ci95
+    assert lo <= 1 - A_TRUE <= hi
+    for v in view.valleys:
+        assert v.usable and v.N_opt == pytest.approx(n_opt(v.C), rel=0.10)
+        assert v.N_ci[0] < v.N_opt < v.N_ci[1]
+    assert view.to_dict()["N_opt"].keys() == {"coefficient", "exponent", "ci95"}
+
+
+def test_budgets_group_within_one_percent():
+    t = pd.DataFrame({"C": [1e12, 1.004e12, 0.997e12, 3e12, 3.02e12, 1e13]})
+    groups = compute_groups(t)
+    assert groups.nunique() == 3
+    assert groups.iloc[0] == groups.iloc[1] == groups.iloc[2]
+    recorded = t.assign(C_budget=[1e12] * 3 + [3e12] * 2 + [1e13])
+    assert set(compute_groups(recorded)) == {1e12, 3e12, 1e13}
+
+
+def test_too_few_budgets_or_sizes_say_so():
+    assert "needs 3 compute budgets" in isoflop(profiles(budgets=(1e12, 3e12)))
+    t = profiles()
+    few = t[~((t["C"] == 1e12) & (t["N"] > n_opt(1e12) / 2))]  # 2 sizes left at 1e12
+    view = isoflop(pd.concat([few, profiles(budgets=(1e14,))]), n_boot=50)
+    smallest = view.valleys[0]
+    assert smallest.C == 1e12 and "only 2 model size(s)" in smallest.note
+    assert not math.isnan(view.N_opt.exponent)  # the other 4 budgets still make a frontier
+
+
+def test_a_minimum_outside_the_sampled_sizes_is_not_extrapolated():
+    t = profiles()
+    # At 3e13 keep only sizes far below the optimum: the loss falls all the way.
+    t = t[~((t["C"] == 3e13) & (t["N"] > n_opt(3e13) / 2))]
+    t = pd.concat([t, profiles(budgets=(3e13,), spread=40).query("N < @n_opt(3e13) / 8")])
+    view = isoflop(t, n_boot=50)
+    last = view.valleys[-1]
+    assert last.note and ("outside the sampled range" in last.note or "downward" in last.note)
+    assert not last.usable
+
+
+def test_every_size_spends_the_same_compute(make_cfg):
+    budgets = "isoflop.budgets=[2e9,6e9,1.8e10]"
+    for width in (16, 32, 64):
+        cfg = make_cfg(f"model.d_model={width}", "optimizer/schedule=wsd",
+                       "optimizer.schedule.warmup_steps=2", "training.max_steps=null", budgets)  # fmt: skip
+        plan = compute_plan(cfg)
+        fpt, per_step = flops_per_token(cfg.model), tokens_per_step(cfg)
+        for tokens, c in plan.items():
+            assert tokens % per_step == 0
+            assert abs(tokens * fpt - c) <= fpt * per_step / 2  # within half a step of C
+
+
+def test_budgets_too_small_for_a_model_are_left_out_and_all_too_small_is_an_error(make_cfg):
+    base = ["model.d_model=64", "optimizer/schedule=wsd", "optimizer.schedule.warmup_steps=10",
+            "training.max_steps=null"]  # fmt: skip
+    cfg = make_cfg(*base, "isoflop.budgets=[1e8,2e10]")
+    assert list(compute_plan(cfg).values()) == [2e10]
+    with pytest.raises(TinyGPTError, match="every budget is too small"):
+        compute_plan(make_cfg(*base, "isoflop.budgets=[1e8,2e8]"))
+    with pytest.raises(TinyGPTError, match="optimizer/schedule=wsd"):
+        compute_plan(make_cfg("training.max_steps=null", "isoflop.budgets=[1e9,2e10]"))

@@ -1,0 +1,87 @@
+"""Compute budgets as token budgets: ``isoflop.budgets`` (FLOPs) -> ``training.budgets`` (tokens).
+
+An IsoFLOP study trains every model size at the same compute C, so each size gets its own token
+budget D = C / flops_per_token. The FLOPs per token come from the model itself
+(``TinyGPT.flops_per_token``), built on the meta device so nothing is allocated.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from omegaconf import DictConfig, open_dict
+
+from tinygpt.errors import TinyGPTError
+from tinygpt.model import GPTConfig, TinyGPT
+from tinygpt.train.loop import plan, tokens_per_step
+from tinygpt.train.optim import build_schedule
+from tinygpt.train.schedules import WSD
+
+log = logging.getLogger("tinygpt")
+
+
+def flops_per_token(model_cfg: DictConfig) -> int:
+    m = model_cfg
+    with torch.device("meta"):
+        model = TinyGPT(GPTConfig(vocab_size=m.vocab_size or 1, d_model=m.d_model,
+                                  n_layers=m.n_layers, n_heads=m.n_heads, context=m.context,
+                                  dropout=m.dropout, bias=m.bias))  # fmt: skip
+    return model.flops_per_token()
+
+
+def compute_plan(cfg: DictConfig) -> dict[int, float]:
+    """Token budget -> its compute budget C, for the budgets this model can train."""
+    cs = sorted({float(c) for c in cfg.isoflop.budgets})
+    if any(c <= 0 for c in cs):
+        raise TinyGPTError(f"isoflop.budgets={cs}: compute budgets must be positive FLOP counts")
+    fpt = flops_per_token(cfg.model)
+    per_step = tokens_per_step(cfg)
+    schedule = build_schedule(cfg.optimizer)
+    out: dict[int, float] = {}
+    for c in cs:
+        # Whole steps, the nearest to C: the compute spent is within half a step of it.
+        steps = max(1, round(c / fpt / per_step))
+        tokens = steps * per_step
+        if len(cs) > 1:
+            if not isinstance(schedule, WSD):
+                raise TinyGPTError(
+                    "isoflop.budgets with several budgets trains them as branches of one run: "
+                    "add optimizer/schedule=wsd"
+                )
+            try:
+                plan(tokens, per_step, schedule)
+            except TinyGPTError:
+                log.warning(
+                    "isoflop: C = %.3g is %d steps for this model (%s FLOPs/token), too few to "
+                    "branch after the warmup: left out", c, steps, f"{fpt:,}",
+                )  # fmt: skip
+                continue
+        if tokens in out:
+            log.warning("isoflop: C = %.3g rounds to the same %d steps as C = %.3g: left out",
+                        c, steps, out[tokens])  # fmt: skip
+            continue
+        out[tokens] = c
+    if not out:
+        raise TinyGPTError(
+            f"isoflop.budgets={cs}: every budget is too small for model.d_model="
+            f"{cfg.model.d_model} to train past its warmup ({fpt:,} FLOPs per token): raise the "
+            "budgets or lower optimizer.schedule.warmup_steps"
+        )
+    return out
+
+
+def apply(cfg: DictConfig) -> dict[int, float]:
+    """Set the run's token budget(s) from ``isoflop.budgets``; returns token budget -> C."""
+    if cfg.training.budgets or cfg.training.max_steps is not None:
+        raise TinyGPTError(
+            "isoflop.budgets sets the token budgets: drop training.budgets / training.max_steps"
+        )
+    plan_ = compute_plan(cfg)
+    with open_dict(cfg):
+        if len(plan_) > 1:
+            cfg.training.budgets = sorted(plan_)
+        else:
+            cfg.training.tokens = next(iter(plan_))
+    log.info("isoflop: token budgets %s", {f"{c:.3g}": t for t, c in plan_.items()})
+    return plan_
