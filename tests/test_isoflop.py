@@ -79,8 +79,8 @@ def test_a_minimum_outside_the_sampled_sizes_is_not_extrapolated():
 def test_every_size_spends_the_same_compute(make_cfg):
     budgets = "isoflop.budgets=[2e9,6e9,1.8e10]"
     for width in (16, 32, 64):
-        cfg = make_cfg(f"model.d_model={width}", "optimizer/schedule=wsd",
-                       "optimizer.schedule.warmup_steps=2", "training.max_steps=null", budgets)  # fmt: skip
+        wsd = ["optimizer/schedule=wsd", "optimizer.schedule.warmup_steps=2"]
+        cfg = make_cfg(f"model.d_model={width}", *wsd, "training.max_steps=null", budgets)
         plan = compute_plan(cfg)
         fpt, per_step = flops_per_token(cfg.model), tokens_per_step(cfg)
         for tokens, c in plan.items():
