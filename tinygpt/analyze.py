@@ -99,19 +99,29 @@ def isoflop_report(analysis: Analysis) -> str:
             f"{_ci(*v.N_ci, ',.0f')}, D_opt = {v.D_opt:,.0f} {_ci(*v.D_ci, ',.0f')}, "
             f"loss {v.loss_min:.4f}" + (f" — {v.note}" if v.note else "")
         )
+    return "\n".join(lines)
+
+
+def exponents_report(analysis: Analysis) -> str | None:
+    """Chinchilla's three estimates of a and b side by side, with their 95 % intervals."""
     rows = []
-    if view.N_opt is not None:
-        rows.append(("IsoFLOP parabolas", view.N_opt.exponent, view.N_opt.ci95,
+    env, view = analysis.envelope, analysis.isoflop
+    if env is not None:
+        rows.append(("1. envelope of curves", env.n_exponent, env.n_ci95, env.d_exponent,
+                     env.d_ci95))  # fmt: skip
+    if view is not None and view.N_opt is not None:
+        rows.append(("2. IsoFLOP parabolas", view.N_opt.exponent, view.N_opt.ci95,
                      view.D_opt.exponent, view.D_opt.ci95))  # fmt: skip
     law = analysis.laws.get("L(N, D)")
     if law is not None:
         a = law.to_dict()["compute_optimal"]["n_exponent"]
         ci = exponent_ci(law) or (float("nan"),) * 2
-        rows.append(("L(N, D) fit", a, ci, 1 - a, (1 - ci[1], 1 - ci[0])))
-    if rows:
-        lines.append("    compute-optimal exponents, N_opt ∝ C^a and D_opt ∝ C^b (95% CI):")
-        for name, a, a_ci, b, b_ci in rows:
-            lines.append(f"      {name:18} a = {a:.3f} {_ci(*a_ci)}   b = {b:.3f} {_ci(*b_ci)}")
+        rows.append(("3. L(N, D) fit", a, ci, 1 - a, (1 - ci[1], 1 - ci[0])))
+    if not rows:
+        return None
+    lines = ["  compute-optimal allocation, N_opt ∝ C^a and D_opt ∝ C^b (95% CI):"]
+    for name, a, a_ci, b, b_ci in rows:
+        lines.append(f"    {name:22} a = {a:.3f} {_ci(*a_ci)}   b = {b:.3f} {_ci(*b_ci)}")
     return "\n".join(lines)
 
 
@@ -162,6 +172,9 @@ def run(cfg: DictConfig, out: Path) -> None:
         print(f"  {name}: skipped ({why})")
     if analysis.isoflop is not None:
         print(isoflop_report(analysis))
+    exponents = exponents_report(analysis)
+    if exponents:
+        print(exponents)
     if analysis.holdout is not None:
         print(holdout_report(analysis.holdout))
     if cfg.log_to_mlflow and "sweep_run_id" in table.attrs:

@@ -239,7 +239,7 @@ class MlflowSourceConfig:
 class CsvSourceConfig:
     _target_: str = "tinygpt.scaling.sources.from_csv"
     path: str = MISSING
-    # Our names -> the CSV's column names; D = C/6N when D is absent, C = 6ND when C is.
+    # Our names -> the CSV's column names; two of N, D, C suffice (the third from C = 6ND).
     columns: dict[str, Any] = field(
         default_factory=lambda: {"N": "N", "D": "D", "C": "C", "loss": "loss", "seed": None,
                                  "group": None}

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from tinygpt.errors import TinyGPTError
+from tinygpt.scaling.envelope import Envelope, envelope
 from tinygpt.scaling.grid import along
 from tinygpt.scaling.holdout import Holdout, check, held_out
 from tinygpt.scaling.isoflop import IsoflopView, isoflop
@@ -55,6 +56,7 @@ class Analysis:
     skipped: dict[str, str] = field(default_factory=dict)
     holdouts: dict[str, Holdout] = field(default_factory=dict)
     isoflop: IsoflopView | None = None
+    envelope: Envelope | None = None
 
     @property
     def holdout(self) -> Holdout | None:
@@ -70,6 +72,8 @@ class Analysis:
         }
         if self.isoflop is not None:
             out["isoflop"] = self.isoflop.to_dict()
+        if self.envelope is not None:
+            out["envelope"] = self.envelope.to_dict()
         if self.holdout is not None:
             out["holdout"] = self.holdout.to_dict()
             out["holdouts"] = {name: h.to_dict() for name, h in self.holdouts.items()}
@@ -116,6 +120,15 @@ def analyze(table: pd.DataFrame, settings: FitSettings | None = None) -> Analysi
             result.skipped["L(N, D)"] = str(e)
     else:
         result.skipped["L(N, D)"] = "needs at least 2 model sizes and 2 token budgets"
+    # Approach 1: every evaluation of every run (where the source has them) and every end point.
+    points = table[["run_id", "N", "D", "C", "loss"]]
+    curves = pd.concat([pd.DataFrame(table.attrs.get("curves", []), columns=points.columns),
+                        points], ignore_index=True)  # fmt: skip
+    env = envelope(curves, n_boot=settings.bootstrap, seed=settings.bootstrap_seed)
+    if isinstance(env, str):
+        result.skipped["envelope"] = env
+    else:
+        result.envelope = env
     view = isoflop(table, settings.bootstrap, settings.bootstrap_seed)
     if isinstance(view, str):
         result.skipped["IsoFLOP"] = view

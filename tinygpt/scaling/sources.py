@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tinygpt.errors import TinyGPTError
+from tinygpt.tracking.mlflow_run import Store
 
 log = logging.getLogger("tinygpt.analyze")
 
@@ -27,8 +28,6 @@ def from_mlflow(
     filter: str | None = None,
 ) -> pd.DataFrame:
     """Runs of a sweep (parent run id or name; default: the latest sweep) or an MLflow filter."""
-    from tinygpt.tracking.mlflow_run import Store
-
     store = Store.connect(uri, experiment)
     parent_id = None
     if filter:
@@ -98,10 +97,34 @@ def from_mlflow(
             **{f"param:{k}": v for k, v in r.data.params.items()},
         })  # fmt: skip
     table = _keep_varying_settings(pd.DataFrame(rows))
+    if not adaptation:
+        table.attrs["curves"] = _curves(
+            store, [r for r in done if r.data.tags.get("kind") != "branch"]
+        )
     table.attrs["sweep_run_id"] = parent_id
     table.attrs["source"] = where
     table.attrs["kind"] = "adaptation" if adaptation else "scaling"
     return table
+
+
+def _curves(store: Store, runs: list) -> list[dict]:
+    """Every evaluation of every run as records (run_id, N, D, C, loss): the training curves
+    that Chinchilla's approach 1 takes the envelope of (records, not a DataFrame: pandas compares
+    ``attrs`` when it combines frames)."""
+    from tinygpt.tracking.mlflow_run import with_retry
+
+    rows = []
+    for r in runs:
+        p, m = r.data.params, r.data.metrics
+        per_step = (
+            int(p["training.batch_size"]) * int(p["model.context"]) * int(p["optimizer.grad_accum"])
+        )
+        history = with_retry(lambda r=r: store.client.get_metric_history(r.info.run_id, "val_loss"))
+        for h in history:
+            tokens = h.step * per_step
+            rows.append({"run_id": r.info.run_id, "N": m["non_embedding_parameters"], "D": tokens,
+                         "C": m["flops_per_token"] * tokens, "loss": h.value})  # fmt: skip
+    return rows
 
 
 def _keep_varying_settings(df: pd.DataFrame) -> pd.DataFrame:
@@ -129,7 +152,8 @@ def from_csv(
 ) -> pd.DataFrame:
     """Any CSV: ``columns`` maps N, D, C, loss, seed, group to its column names.
 
-    D = C / 6N when D is not mapped, C = 6ND when C is not; ``drop_highest`` drops the k
+    Two of N, D, C are enough: the third follows from C = 6ND (an IsoFLOP table of C, D and
+    loss gives N = C / 6D); ``drop_highest`` drops the k
     highest-loss rows (the Chinchilla replication drops 5).
     """
     p = Path(path).expanduser()
@@ -139,19 +163,21 @@ def from_csv(
     cols = {"N": "N", "D": "D", "C": "C", "loss": "loss", "seed": None, "group": None}
     cols.update(columns or {})
     has = {k: bool(v) and v in raw.columns for k, v in cols.items()}
-    missing = [f"{k}→{cols[k]!r}" for k in ("N", "loss", "seed", "group") if cols[k] and not has[k]]
-    if not (has["D"] or has["C"]):
-        missing.append(f"D→{cols['D']!r} or C→{cols['C']!r}")
+    missing = [f"{k}→{cols[k]!r}" for k in ("loss", "seed", "group") if cols[k] and not has[k]]
+    if sum(has[k] for k in ("N", "D", "C")) < 2:
+        missing.append(f"two of N→{cols['N']!r}, D→{cols['D']!r}, C→{cols['C']!r}")
     if missing:
         raise TinyGPTError(
             f"{p.name} lacks the mapped column(s) {', '.join(missing)}; it has "
             f"{list(raw.columns)}: set source.columns.<name>=<column>"
         )
-    out = pd.DataFrame({"N": raw[cols["N"]].astype(float), "loss": raw[cols["loss"]].astype(float)})
-    if has["D"]:
-        out["D"] = raw[cols["D"]].astype(float)
-    if has["C"]:
-        out["C"] = raw[cols["C"]].astype(float)
+    out = pd.DataFrame({"loss": raw[cols["loss"]].astype(float)})
+    for k in ("N", "D", "C"):
+        if has[k]:
+            out[k] = raw[cols[k]].astype(float)
+    # The third of N, D, C from the other two by C = 6ND.
+    if "N" not in out:
+        out["N"] = out["C"] / (6 * out["D"])
     if "D" not in out:
         out["D"] = out["C"] / (6 * out["N"])
     if "C" not in out:
