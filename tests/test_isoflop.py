@@ -97,3 +97,33 @@ def test_budgets_too_small_for_a_model_are_left_out_and_all_too_small_is_an_erro
         compute_plan(make_cfg(*base, "isoflop.budgets=[1e8,2e8]"))
     with pytest.raises(TinyGPTError, match="optimizer/schedule=wsd"):
         compute_plan(make_cfg("training.max_steps=null", "isoflop.budgets=[1e9,2e10]"))
+
+
+def test_the_envelope_of_training_curves_tracks_the_frontier():
+    from tinygpt.scaling.envelope import envelope
+
+    rng = np.random.default_rng(0)
+    rows = [
+        {"run_id": f"{n}-{s}", "N": n, "D": d, "C": 6 * n * d,
+         "loss": (LAW["E"] + LAW["A"] / n ** LAW["alpha"] + LAW["B"] / d ** LAW["beta"])
+         * np.exp(rng.normal(0, 0.002))}
+        for n in np.geomspace(1e4, 1e7, 13) for s in (1, 2) for d in np.geomspace(1e4, 1e9, 60)
+    ]  # fmt: skip
+    env = envelope(pd.DataFrame(rows), n_boot=200)
+    assert env.n_exponent == pytest.approx(A_TRUE, abs=0.05)
+    assert env.n_exponent + env.d_exponent == pytest.approx(1.0, abs=1e-9)  # C = 6ND
+    assert env.n_ci95[0] < env.n_exponent < env.n_ci95[1]
+    # No bucket is won by the smallest or largest size: their optimum may lie beyond them.
+    assert env.points["N"].between(1e4, 1e7, inclusive="neither").all()
+
+
+def test_a_csv_of_c_d_and_loss_is_enough(tmp_path):
+    from tinygpt.scaling.sources import from_csv
+
+    t = profiles()
+    path = tmp_path / "isoflop.csv"
+    t[["C", "D", "loss"]].rename(columns={"C": "flops", "D": "tokens"}).to_csv(path, index=False)
+    table = from_csv(str(path), {"N": None, "C": "flops", "D": "tokens"})
+    np.testing.assert_allclose(table["N"], t["N"], rtol=1e-12)
+    view = isoflop(table, n_boot=100)
+    assert view.N_opt.ci95[0] <= A_TRUE <= view.N_opt.ci95[1]
