@@ -50,6 +50,8 @@ def test_analyze_app_fits_the_sweep_and_logs_a_linked_run(sweep_store, cache_dir
     [
         (["source.sweep=nope"], "no sweep named 'nope'"),
         (["source.filter=\"params.seed = '99'\""], "no runs match filter"),
+        (["fit.holdout=smallest"], "fit.holdout=smallest is not a holdout rule"),
+        (["fit.holdout=compute_above:lots"], "'lots' is not a FLOP count"),
     ],
 )
 def test_no_matching_runs_is_one_clear_message(sweep_store, cache_dir, tmp_path, args, message):

@@ -65,6 +65,20 @@ def test_two_seed_multirun_gives_two_runs(tmp_path, cache_dir):
         (["data=text", "data.path=/no/such/file.txt"], "/no/such/file.txt does not exist"),
         (["hardware.device=gpu"], "Invalid value 'gpu'"),
         (["hardware.attention=flash3"], "Invalid value 'flash3'"),
+        (["model.dropout=2"], "model.dropout=2.0 must be in [0, 1)"),
+        (
+            ["training.max_steps=null", "training.tokens=-5"],
+            "training.tokens=-5 must be a positive",
+        ),
+        (["optimizer.lr=0"], "optimizer.lr=0.0 must be positive"),
+        (["data.tokenizer=gpt2"], "choose the option with data/tokenizer=gpt2"),
+        (["optimizer.schedule=wsd"], "optimizer/schedule=wsd"),
+        (["training.budgets=[5000,10000]"], "add optimizer/schedule=wsd"),
+        (["optimizer/schedule=wsd", "optimizer.schedule.shape=sqrt"], "choose one of linear"),
+        (
+            ["optimizer/schedule=wsd", "training.max_steps=null", "isoflop.budgets=[1e3,2e3]"],
+            "every budget is too small",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_message(tmp_path, cache_dir, overrides, message):

@@ -187,3 +187,17 @@ def test_compiled_model_follows_the_attention_setting_of_its_run():
     assert kernels("auto") == {"aten::_scaled_dot_product_flash_attention_for_cpu"}
     assert not kernels("math")  # the math kernel is decomposed into the compiled graph
     assert kernels("auto") == {"aten::_scaled_dot_product_flash_attention_for_cpu"}
+
+
+def test_a_truncated_newest_checkpoint_is_named_and_the_one_before_it_used(
+    make_cfg, tmp_path, caplog
+):
+    steps = ["training.max_steps=60", "training.save_interval=20"]
+    full = run(make_cfg(*steps), out_dir=tmp_path / "full")
+    run(make_cfg(*steps, "training.stop_at=40"), out_dir=tmp_path / "cut")
+    damaged = tmp_path / "cut" / "step_40.pt"
+    damaged.write_bytes(damaged.read_bytes()[:1000])  # a disk that filled up mid-write
+    with caplog.at_level("WARNING", logger="tinygpt"):
+        resumed = run(make_cfg(*steps, "training.resume=true"), out_dir=tmp_path / "cut")
+    assert f"checkpoint {damaged} is damaged" in caplog.text
+    assert resumed == full  # from step 20, to the same final loss

@@ -253,6 +253,9 @@ class FitConfig:
     bootstrap: int = 1000
     bootstrap_seed: int = 0
     l1: bool = True
+    # Runs left out of a second fit and predicted by it: none, largest (model) or
+    # compute_above:<FLOPs>.
+    holdout: str = "largest"
 
 
 @dataclass

@@ -90,6 +90,7 @@ def analyze(table: pd.DataFrame, settings: FitSettings | None = None) -> Analysi
         bad = int((~np.isfinite(table["loss"].astype(float))).sum())
         log.warning("%d runs with a NaN/infinite loss are left out", bad)
         table = table[np.isfinite(table["loss"].astype(float))]
+    held_out(table, settings.holdout)  # a bad rule fails before any fitting
     agg = aggregate_seeds(table)
     result = Analysis(table, agg)
     seeds = agg["seeds"]

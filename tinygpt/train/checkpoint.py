@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 
 _STEP = re.compile(r"step_(\d+)\.pt$")
+log = logging.getLogger("tinygpt")
 
 
 def rng_state() -> dict[str, Any]:
@@ -44,11 +46,29 @@ def load(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def candidates(directory: Path) -> list[Path]:
+    """final.pt, then the step_<N>.pt files from the largest N down."""
+    steps = sorted(
+        ((int(m.group(1)), p) for p in directory.glob("step_*.pt") if (m := _STEP.search(p.name))),
+        reverse=True,
+    )
+    final = [directory / "final.pt"] if (directory / "final.pt").exists() else []
+    return final + [p for _, p in steps]
+
+
 def newest(directory: Path) -> Path | None:
     """final.pt if the run finished, else the step_<N>.pt with the largest N."""
-    if (directory / "final.pt").exists():
-        return directory / "final.pt"
-    steps = [
-        (int(m.group(1)), p) for p in directory.glob("step_*.pt") if (m := _STEP.search(p.name))
-    ]
-    return max(steps)[1] if steps else None
+    found = candidates(directory)
+    return found[0] if found else None
+
+
+def load_newest(directory: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that loads. A damaged one (truncated by a full disk, say; our own
+    writes are atomic) is named in a warning and skipped for the one before it."""
+    for path in candidates(directory):
+        try:
+            return path, load(path)
+        except Exception as e:  # torch raises several types for a damaged zip/pickle
+            log.warning("checkpoint %s is damaged (%s): trying the one before it", path,
+                        str(e).splitlines()[0][:200])  # fmt: skip
+    return None

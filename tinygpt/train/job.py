@@ -36,6 +36,7 @@ from tinygpt.train.loop import (
     evaluate,
 )
 from tinygpt.train.mfu import mfu
+from tinygpt.validation import check as check_ranges
 
 log = logging.getLogger("tinygpt")
 
@@ -48,17 +49,12 @@ def seed_everything(seed: int) -> None:
 
 def validate(cfg: DictConfig) -> None:
     m = cfg.model
-    for key in ("d_model", "n_layers", "n_heads", "context"):
-        if m[key] < 1:
-            raise TinyGPTError(f"model.{key}={m[key]} must be a positive integer")
     if m.d_model % m.n_heads:
         divisors = [h for h in range(1, min(m.d_model, 32) + 1) if m.d_model % h == 0]
         raise TinyGPTError(
             f"model.d_model={m.d_model} is not divisible by model.n_heads={m.n_heads}: "
             f"choose n_heads from {divisors}"
         )
-    if cfg.training.batch_size < 1 or cfg.optimizer.grad_accum < 1:
-        raise TinyGPTError("training.batch_size and optimizer.grad_accum must be at least 1")
     if cfg.training.budgets:
         budgets(cfg)  # checks them: positive, distinct, branching after the warmup, WSD
         # The job's own run is the largest budget: record it as the run's token budget.
@@ -197,10 +193,10 @@ def open_tracking(
                     store.client.set_tag(previous.info.run_id, "mlflow.parentRunId", parent)
                 return Tracker.disabled(), None, previous.data.metrics.get("final_val_loss")
             where = previous.data.tags.get("output_dir")
-            newest = checkpoint.newest(Path(where)) if where else None
-            if newest is not None:
-                log.info("resuming interrupted run %s from %s", previous.info.run_id, newest)
-                ckpt, run_id = checkpoint.load(newest), previous.info.run_id
+            found = checkpoint.load_newest(Path(where)) if where else None
+            if found is not None:
+                log.info("resuming interrupted run %s from %s", previous.info.run_id, found[0])
+                ckpt, run_id = found[1], previous.info.run_id
                 break
     name = t.run_name or (hc.job.override_dirname if multirun else None) or out.name
     tags = {**system_tags(runtime.device), **slurm_tags(), "config_hash": identity}
@@ -249,6 +245,7 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
 
     ``out_dir`` defaults to Hydra's run directory; pass one to call this outside a Hydra app.
     """
+    check_ranges(cfg)
     # IsoFLOP: this model's token budget(s) from compute budgets (token budget -> C).
     compute = apply_compute_budgets(cfg) if cfg.isoflop.budgets else {}
     validate(cfg)
@@ -257,8 +254,8 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
     out = out_dir or output_dir()
     out.mkdir(parents=True, exist_ok=True)
 
-    resume_from = checkpoint.newest(out) if cfg.training.resume else None
-    ckpt = checkpoint.load(resume_from) if resume_from else None
+    found = checkpoint.load_newest(out) if cfg.training.resume else None
+    resume_from, ckpt = found if found else (None, None)
     if cfg.training.resume and ckpt is None:
         log.info("training.resume=true but no checkpoint in %s: starting from scratch", out)
 

@@ -1,0 +1,57 @@
+"""Checks on a composed config before any work: ranges of numeric settings and group slips.
+
+Hydra's schemas catch unknown keys and wrong types at compose time; what they cannot say is that
+``model.dropout=2`` or ``training.tokens=-5`` make no sense, or that ``data.tokenizer=gpt2`` (a
+value) was meant as ``data/tokenizer=gpt2`` (a group option). Each problem is one line naming
+the setting and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from tinygpt.errors import TinyGPTError
+
+# (setting, test, what it must be). None values are skipped: null means "not set".
+RANGES: list[tuple[str, Callable[[float], bool], str]] = [
+    ("model.d_model", lambda v: v >= 1, "a positive integer"),
+    ("model.n_layers", lambda v: v >= 1, "a positive integer"),
+    ("model.n_heads", lambda v: v >= 1, "a positive integer"),
+    ("model.context", lambda v: v >= 1, "a positive integer"),
+    ("model.dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("optimizer.lr", lambda v: v > 0, "positive"),
+    ("optimizer.weight_decay", lambda v: v >= 0, "zero or positive"),
+    ("optimizer.grad_clip", lambda v: v > 0, "positive (or null for no clipping)"),
+    ("optimizer.grad_accum", lambda v: v >= 1, "at least 1"),
+    ("optimizer.schedule.warmup_steps", lambda v: v >= 0, "zero or positive"),
+    ("training.batch_size", lambda v: v >= 1, "at least 1"),
+    ("training.tokens", lambda v: v >= 1, "a positive token count"),
+    ("training.max_steps", lambda v: v >= 1, "at least 1"),
+    ("training.eval_interval", lambda v: v >= 1, "at least 1"),
+    ("training.eval_batches", lambda v: v >= 1, "at least 1"),
+    ("training.log_interval", lambda v: v >= 1, "at least 1"),
+    ("training.save_interval", lambda v: v >= 1, "at least 1"),
+    ("training.stop_at", lambda v: v >= 1, "at least 1"),
+    ("data.fraction", lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("data.max_samples", lambda v: v >= 1, "at least 1 (or null for all)"),
+    ("seed", lambda v: v >= 0, "zero or positive"),
+]
+
+# Nodes filled by a config group: a plain string there is a group option typed with a dot.
+GROUP_NODES = ["data.corpus", "data.tokenizer", "optimizer.impl", "optimizer.schedule"]
+
+
+def check(cfg: DictConfig) -> None:
+    for key in GROUP_NODES:
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, str):
+            raise TinyGPTError(
+                f"{key}={value} sets a whole config group to a string: choose the option with "
+                f"{key.replace('.', '/')}={value} (a slash selects a group option, a dot a field)"
+            )
+    for key, ok, must in RANGES:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and not ok(value):
+            raise TinyGPTError(f"{key}={value} must be {must}")
