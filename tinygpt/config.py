@@ -37,6 +37,9 @@ class DataConfig:
     name: str | None = None
     text_field: str = "text"
     split_map: dict[str, str] | None = None
+    # How data=text decodes its files: any Python codec, and strict / replace / ignore.
+    encoding: str = "utf-8"
+    errors: str = "strict"
     # The tokenizer factory: called with the training documents (``tinygpt.data.tokenizers``).
     tokenizer: Any = MISSING
     fraction: float = 1.0

@@ -10,13 +10,33 @@ class TinyGPTError(Exception):
 
 
 def instantiate(config: object, *args: object, **kwargs: object) -> object:
-    """``hydra.utils.instantiate`` that lets a TinyGPTError from the target through unwrapped."""
+    """``hydra.utils.instantiate`` with our split between the user's problems and bugs.
+
+    A TinyGPTError from the target comes through unwrapped; a ``_target_`` that cannot be found
+    or called with the configured arguments is the config's fault and becomes one line; anything
+    raised inside the target is a bug and keeps its traceback.
+    """
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate as hydra_instantiate
 
     try:
         return hydra_instantiate(config, *args, **kwargs)
     except InstantiationException as e:
-        if isinstance(e.__cause__, TinyGPTError):
-            raise e.__cause__ from None
-        raise TinyGPTError(str(e).replace("\n", " ")) from e
+        cause = e.__cause__
+        if isinstance(cause, TinyGPTError):
+            raise cause from None
+        message = str(e)
+        if cause is None or message.startswith("Error locating target") or _bad_arguments(cause):
+            raise TinyGPTError(message.replace("\n", " ")) from e
+        raise cause from e
+
+
+def _bad_arguments(error: BaseException) -> bool:
+    """A TypeError raised by the call itself (keys the target does not take, a missing one):
+    its traceback ends in Hydra's call site, not inside the target."""
+    if not isinstance(error, TypeError) or error.__traceback__ is None:
+        return False
+    tb = error.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return "hydra" in tb.tb_frame.f_code.co_filename

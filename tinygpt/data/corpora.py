@@ -58,8 +58,13 @@ def _text_files(paths: Sequence[str]) -> list[Path]:
     return files
 
 
-def text(path: str | Sequence[str] | None = None, unit: str = "paragraph") -> list[str]:
-    """Local UTF-8 text files; documents are paragraphs (blank-line separated) or whole files."""
+def text(
+    path: str | Sequence[str] | None = None,
+    unit: str = "paragraph",
+    encoding: str = "utf-8",
+    errors: str = "strict",
+) -> list[str]:
+    """Local text files; documents are paragraphs (blank-line separated) or whole files."""
     if not path:
         raise TinyGPTError("data=text needs data.path=<file.txt, or a directory of them>")
     if unit not in ("paragraph", "file"):
@@ -67,7 +72,18 @@ def text(path: str | Sequence[str] | None = None, unit: str = "paragraph") -> li
     paths = [path] if isinstance(path, str) else list(path)
     docs: list[str] = []
     for f in _text_files(paths):
-        body = f.read_text(encoding="utf-8")
+        try:
+            body = f.read_text(encoding=encoding, errors=errors)
+        except UnicodeDecodeError as e:
+            raise TinyGPTError(
+                f"{f} is not valid {encoding}: byte {e.object[e.start : e.start + 1]!r} at offset "
+                f"{e.start}; set data.encoding=<its codec, e.g. latin-1> or data.errors=replace"
+            ) from None
+        except LookupError:
+            raise TinyGPTError(
+                f"data.encoding={encoding} / data.errors={errors}: no such codec or error "
+                "handler (e.g. utf-8, latin-1, cp1252; strict, replace, ignore)"
+            ) from None
         parts = [body] if unit == "file" else body.split("\n\n")
         docs += [d.strip() for d in parts if d.strip()]
     if not docs:
