@@ -38,3 +38,21 @@ def test_a_file_that_is_not_utf8_names_itself_the_offset_and_the_fix(tmp_path):
     assert "\ufffd" in text(str(path), errors="replace")[1]
     with pytest.raises(TinyGPTError, match="no such codec"):
         text(str(path), encoding="klingon")
+
+
+def test_a_sweep_with_a_child_still_running_says_so(tmp_path, capsys):
+    from tinygpt.tracking.mlflow_run import Store, Tracker
+    from tinygpt.tracking.sweep import MLflowSweepCallback
+
+    store = Store.connect(f"sqlite:///{tmp_path / 'mlflow.db'}", "tinygpt")
+    parent = Tracker.start(store, "sweep", {"sweep": "true"})
+    done = Tracker.start(store, "seed=1", {}, parent_run_id=parent.run_id)
+    done.close("FINISHED")
+    Tracker.start(store, "seed=2", {}, parent_run_id=parent.run_id)  # its process died
+    callback = MLflowSweepCallback()
+    callback.store, callback.tracker = store, parent
+    callback._close()
+    err = capsys.readouterr().err
+    assert "of 2 jobs, 1 never finished" in err and "seed=2" in err
+    assert "0 of" not in err and "Retype the sweep command" in err
+    assert store.client.get_run(parent.run_id).info.status == "FAILED"

@@ -146,6 +146,18 @@ def test_cli_sweep_over_steps_and_ranks(base_run, tmp_path, cache_dir):
     assert all({"improvement", "forgetting", "update_tokens"} <= r.data.metrics.keys()
                for r in children)  # fmt: skip
 
+    # Retyping the sweep skips the four finished jobs: no adaptation runs again.
+    ends = {r.info.run_id: r.info.end_time for r in children}
+    again = tinygpt_cli("-m", "seal=lora", f"seal.base={base_run}", "seal.passages=2",
+                        "seal.passage_tokens=64", "seal.forget_batches=1",
+                        "seal.inner_steps=1,3", "seal.lora_rank=2,4", cwd=tmp_path,
+                        cache_dir=cache_dir)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert len(sorted(tmp_path.glob("multirun/*/*/*/edits.jsonl"))) == 4  # none written again
+    runs = client.search_runs([client.get_experiment_by_name("tinygpt").experiment_id])
+    jobs = [r for r in runs if r.data.tags.get("sweep") != "true"]
+    assert {r.info.run_id: r.info.end_time for r in jobs} == ends
+
     # The adaptation view of the same sweep.
     proc = tinygpt_cli(f"source.uri=sqlite:///{tmp_path / 'mlflow.db'}", cwd=tmp_path,
                        cache_dir=cache_dir, app="tinygpt.analyze")  # fmt: skip

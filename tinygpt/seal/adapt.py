@@ -53,16 +53,22 @@ class EditResult:
     text: str  # the self-edit, decoded
 
 
-def load_base(spec: str | None) -> tuple[TinyGPT, Tokenizer, dict[str, Any]]:
-    """A trained model, its tokenizer and its training config, from a run dir or MLflow run id."""
+def load_base(
+    spec: str | None, tracking_uri: str | None = None
+) -> tuple[TinyGPT, Tokenizer, dict[str, Any]]:
+    """A trained model, its tokenizer and its training config, from a run dir or an MLflow run
+    id in the store at ``tracking_uri`` (``tracking.uri``; None: MLflow's default)."""
     if not spec:
         raise TinyGPTError("seal=lora needs seal.base=<run directory or MLflow run id>")
     run_dir = Path(spec).expanduser()
     if not run_dir.is_dir():
-        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        from tinygpt.tracking.mlflow_run import resolve_uri
 
         try:
-            run_dir = Path(mlflow.get_run(spec).data.tags["output_dir"])
+            client = MlflowClient(tracking_uri=resolve_uri(tracking_uri))
+            run_dir = Path(client.get_run(spec).data.tags["output_dir"])
         except Exception:
             raise TinyGPTError(
                 f"seal.base={spec} is neither a run directory nor an MLflow run id with an "
@@ -82,7 +88,10 @@ def load_base(spec: str | None) -> tuple[TinyGPT, Tokenizer, dict[str, Any]]:
 def passages(cfg: DictConfig, tok: Tokenizer, context: int) -> list[Passage]:
     """The target domain's held-out documents, cut into context + continuation."""
     if cfg.target is None:
-        raise TinyGPTError("seal.target is not set: give a corpus, e.g. seal/target=austen")
+        raise TinyGPTError(
+            "seal.target is not set: give a corpus node, e.g. "
+            "seal.target='{_target_: tinygpt.data.corpora.austen}' (seal=lora's default)"
+        )
     docs = instantiate(cfg.target)
     docs = split_documents(docs)["val"] or docs  # documents the split keeps out of training
     need = min(cfg.passage_tokens, context + 1)  # context + continuation fit one window
@@ -204,7 +213,7 @@ def adapt(cfg: DictConfig, out: Path, tracker: Any) -> dict[str, Any]:
     """Run the experiment; write ``edits.jsonl`` and ``results.json``; return the summary."""
     s = cfg.seal
     torch.manual_seed(cfg.seed)
-    base, tok, base_cfg = load_base(s.base)
+    base, tok, base_cfg = load_base(s.base, cfg.tracking.uri)
     targets = passages(s, tok, base.cfg.context)
     if not base_cfg:
         raise TinyGPTError("seal.base's checkpoint has no training config to measure forgetting")

@@ -22,7 +22,7 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
     runtime = hardware.resolve(cfg.hardware)
     tracker, _, skipped = open_tracking(cfg, out, runtime, None)
     if skipped is not None:
-        return skipped
+        return skipped.result("improvement")
     status = "FAILED"
     try:
         tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
@@ -35,6 +35,9 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         log.info("seal results: %s", summary)
         status = "FINISHED"
         return summary["improvement"]
+    except KeyboardInterrupt:
+        status = "KILLED"  # Ctrl-C or SIGTERM, as for training runs
+        raise
     except Exception as e:
         tracker.set_tags({"error": f"{type(e).__name__}: {e}"[:5000]})
         raise

@@ -83,12 +83,21 @@ class MLflowSweepCallback(Callback):
         os.environ.pop(PARENT_ENV, None)
         children = self.store.find_runs(f"tags.mlflow.parentRunId = '{tracker.run_id}'")
         failed = [c.info.run_name for c in children if c.info.status in ("FAILED", "KILLED")]
-        unfinished = [c for c in children if c.info.status == "RUNNING"]
+        unfinished = [c.info.run_name for c in children if c.info.status == "RUNNING"]
         if failed or unfinished:
-            tracker.set_tags({"failed_jobs": ", ".join(failed)})
+            tracker.set_tags({"failed_jobs": ", ".join(failed),
+                              "unfinished_jobs": ", ".join(unfinished)})  # fmt: skip
+            parts = []
+            if failed:
+                parts.append(f"{len(failed)} failed or were killed: {'; '.join(failed)}")
+            if unfinished:
+                parts.append(
+                    f"{len(unfinished)} never finished (still RUNNING in MLflow: the process "
+                    f"died or was killed hard): {'; '.join(unfinished)}"
+                )
             print(
-                f"tinygpt: sweep FAILED: {len(failed)} of {len(children)} jobs failed or were "
-                f"killed: {'; '.join(failed)} (MLflow parent run {tracker.run_id})",
+                f"tinygpt: sweep FAILED: of {len(children)} jobs, {'; and '.join(parts)}. "
+                f"Retype the sweep command to resume them (MLflow parent run {tracker.run_id})",
                 file=sys.stderr,
             )
         tracker.close("FAILED" if failed or unfinished else "FINISHED")

@@ -7,6 +7,7 @@ import logging
 import random
 import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -165,13 +166,24 @@ def _hydra() -> Any:
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A job whose FINISHED run (same config hash) is already in the store: its run's metrics."""
+
+    run_id: str
+    metrics: dict[str, float]
+
+    def result(self, key: str) -> float:
+        return self.metrics.get(key, float("nan"))
+
+
 def open_tracking(
     cfg: DictConfig, out: Path, runtime: hardware.Runtime, ckpt: dict[str, Any] | None
-) -> tuple[Tracker, dict[str, Any] | None, float | None]:
+) -> tuple[Tracker, dict[str, Any] | None, Skipped | None]:
     """Open the job's MLflow run: nested under its sweep, or skipped/resumed by config hash.
 
-    Returns the tracker, the checkpoint to resume from, and (for a job already FINISHED in the
-    store) its final loss instead of a tracker.
+    Returns the tracker, the checkpoint to resume from, and, for a job already FINISHED in the
+    store, a ``Skipped`` (with a disabled tracker) that the caller must return on.
     """
     t = cfg.tracking
     if not t.enabled:
@@ -191,7 +203,11 @@ def open_tracking(
                 )  # fmt: skip
                 if parent:
                     store.client.set_tag(previous.info.run_id, "mlflow.parentRunId", parent)
-                return Tracker.disabled(), None, previous.data.metrics.get("final_val_loss")
+                return (
+                    Tracker.disabled(),
+                    None,
+                    Skipped(previous.info.run_id, dict(previous.data.metrics)),
+                )
             where = previous.data.tags.get("output_dir")
             found = checkpoint.load_newest(Path(where)) if where else None
             if found is not None:
@@ -262,7 +278,7 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
     t = cfg.tracking
     tracker, ckpt, skipped = open_tracking(cfg, out, runtime, ckpt)
     if skipped is not None:
-        return skipped
+        return skipped.result("final_val_loss")
     status, trainer = "FAILED", None
     stops = StopSignals()
     try:
