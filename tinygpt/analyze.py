@@ -91,13 +91,13 @@ def isoflop_report(analysis: Analysis) -> str:
     view = analysis.isoflop
     lines = [f"  IsoFLOP profiles (Chinchilla's approach 2), {len(view.valleys)} compute budgets:"]
     for v in view.valleys:
-        if v.note and not np.isfinite(v.N_opt):
-            lines.append(f"    C = {v.C:.3g}: {v.note}")
+        if not v.usable:
+            lines.append(f"    C = {v.C:.3g} ({v.sizes} sizes): {v.note}")
             continue
         lines.append(
             f"    C = {v.C:.3g} ({v.sizes} sizes): N_opt = {v.N_opt:,.0f} "
             f"{_ci(*v.N_ci, ',.0f')}, D_opt = {v.D_opt:,.0f} {_ci(*v.D_ci, ',.0f')}, "
-            f"loss {v.loss_min:.4f}" + (f" — {v.note}" if v.note else "")
+            f"loss {v.loss_min:.4f}"
         )
     return "\n".join(lines)
 

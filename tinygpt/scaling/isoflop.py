@@ -142,7 +142,7 @@ def valley(rows: pd.DataFrame, c: float, n_boot: int, rng: np.random.Generator) 
             v.N_opt, v.N_ci, v.loss_min, v.quadratic, v.boot_n = np.exp(xs), ci, ys, tuple(q), boot
         else:
             v.D_opt, v.D_ci, v.boot_d = np.exp(xs), ci, boot
-        if not x.min() <= xs <= x.max():
+        if v.note is None and not x.min() <= xs <= x.max():
             v.note = (f"the parabola's minimum in {var} ({np.exp(xs):,.0f}) lies outside the "
                       f"sampled range [{np.exp(x.min()):,.0f}, {np.exp(x.max()):,.0f}]: not "
                       "extrapolated onto the frontier")  # fmt: skip

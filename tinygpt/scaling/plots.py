@@ -55,6 +55,13 @@ def readable_log_axis(axis: Axis, lo: float, hi: float, name: str = "") -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
 def _short(value: float, _: object = None) -> str:
     return f"{value:.3g}".replace("e+", "e")
 
@@ -98,11 +105,7 @@ def scaling_curve(analysis: Analysis, x: str, out: Path) -> Path:
     readable_log_axis(ax.xaxis, *ax.get_xlim(), x)
     readable_log_axis(ax.yaxis, *ax.get_ylim())
     ax.legend(fontsize=6.5, loc="upper right")
-    fig.tight_layout()
-    path = out / f"scaling_{x.replace('.', '_')}.png"
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return _save(fig, out / f"scaling_{x.replace('.', '_')}.png")
 
 
 def _held_rows(rows: pd.DataFrame, check: Holdout, x: str) -> np.ndarray:
@@ -150,11 +153,7 @@ def loss_vs_tokens(analysis: Analysis, out: Path) -> Path | None:
     readable_log_axis(ax.xaxis, *ax.get_xlim(), "D")
     readable_log_axis(ax.yaxis, *ax.get_ylim())
     ax.legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    path = out / "loss_vs_tokens.png"
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "loss_vs_tokens.png")
 
 
 def residuals(analysis: Analysis, out: Path) -> Path:
@@ -168,11 +167,7 @@ def residuals(analysis: Analysis, out: Path) -> Path:
         ax.set(xscale="log", xlabel=x, ylabel="log L − log L̂", title=law.name)
         readable_log_axis(ax.xaxis, *ax.get_xlim(), x)
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
-    fig.tight_layout()
-    path = out / "residuals.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "residuals.png")
 
 
 def iso_loss(analysis: Analysis, out: Path) -> Path | None:
@@ -200,11 +195,7 @@ def iso_loss(analysis: Analysis, out: Path) -> Path | None:
     readable_log_axis(ax.xaxis, *ax.get_xlim(), "N")
     readable_log_axis(ax.yaxis, *ax.get_ylim(), "D")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "iso_loss.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "iso_loss.png")
 
 
 def isoflop_profiles(analysis: Analysis, out: Path) -> Path | None:
@@ -254,11 +245,7 @@ def isoflop_profiles(analysis: Analysis, out: Path) -> Path | None:
     readable_log_axis(right.xaxis, *right.get_xlim(), "C")
     readable_log_axis(right.yaxis, *right.get_ylim(), "N")
     right.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / "isoflop.png"
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "isoflop.png")
 
 
 def draw_all(analysis: Analysis, out: Path) -> list[Path]:

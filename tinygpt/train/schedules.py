@@ -59,24 +59,8 @@ class Constant(Schedule):
 
 
 @dataclass(frozen=True)
-class Cosine(Schedule):
-    """Cosine from the peak to ``min_lr_ratio`` at the end of the run."""
-
-    min_lr_ratio: float = 0.1
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
-
-    def after_warmup(self, step: int, total: int) -> float:
-        progress = min(1.0, (step - self.warmup_steps) / max(1, total - self.warmup_steps))
-        down = 0.5 * (1 + math.cos(math.pi * progress))
-        return self.min_lr_ratio + (1 - self.min_lr_ratio) * down
-
-
-@dataclass(frozen=True)
-class Linear(Schedule):
-    """Straight from the peak to ``min_lr_ratio`` at the end of the run."""
+class _ToFloor(Schedule):
+    """From the peak down to ``min_lr_ratio`` over the whole run after warmup."""
 
     min_lr_ratio: float = 0.0
 
@@ -86,7 +70,28 @@ class Linear(Schedule):
 
     def after_warmup(self, step: int, total: int) -> float:
         progress = min(1.0, (step - self.warmup_steps) / max(1, total - self.warmup_steps))
-        return self.min_lr_ratio + (1 - self.min_lr_ratio) * (1 - progress)
+        return self.min_lr_ratio + (1 - self.min_lr_ratio) * self.down(progress)
+
+    def down(self, progress: float) -> float:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Cosine(_ToFloor):
+    """Cosine from the peak to ``min_lr_ratio`` at the end of the run."""
+
+    min_lr_ratio: float = 0.1
+
+    def down(self, progress: float) -> float:
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@dataclass(frozen=True)
+class Linear(_ToFloor):
+    """Straight from the peak to ``min_lr_ratio`` at the end of the run."""
+
+    def down(self, progress: float) -> float:
+        return 1 - progress
 
 
 @dataclass(frozen=True)
