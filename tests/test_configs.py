@@ -8,8 +8,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
-from tinygpt.app import config_dir
 from tinygpt import validation
+from tinygpt.app import config_dir
 from tinygpt.train import compute, job
 
 CONF = Path(config_dir())
