@@ -12,7 +12,8 @@ pytestmark = pytest.mark.slow
 
 # model=d32 replaces the experiment's sweep over presets; the widths are swept instead.
 SMALL = [
-    "model=d32", "model.d_model=16,24,32,48,64", "model.n_layers=1", "model.n_heads=2", "model.context=32",
+    "model=d32", "model.d_model=16,24,32,48,64", "model.n_layers=1", "model.n_heads=2",
+    "model.context=32",
     "training.batch_size=8", "training.eval_batches=2", "optimizer.schedule.warmup_steps=2",
     "seed=1", "tracking.log_model=false",
 ]  # fmt: skip
