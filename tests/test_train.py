@@ -77,7 +77,7 @@ def test_no_weight_decay_on_norms_biases_and_embeddings():
     from tinygpt.model import GPTConfig, TinyGPT
 
     model = TinyGPT(GPTConfig(vocab_size=20, d_model=16, n_layers=1, n_heads=2, context=8))
-    decay, no_decay = param_groups(model, 0.1)
+    decay, no_decay = param_groups(model, 0.1, 1e-3)
     assert all(p.dim() == 2 for p in decay["params"])
     undecayed = {id(p) for p in no_decay["params"]}
     assert id(model.wte.weight) in undecayed and id(model.wpe.weight) in undecayed

@@ -144,6 +144,14 @@ def run(cfg: DictConfig, out: Path) -> None:
     from tinygpt.scaling.report import analyze, write
 
     table = instantiate(cfg.source)
+    if table.attrs.get("kind") == "lr_transfer":
+        from tinygpt.scaling import lr_transfer
+
+        paths, text = lr_transfer.write(table, out, plots=cfg.plots)
+        print(f"{len(table)} runs from {table.attrs.get('source')}")
+        print(text)
+        print(f"{', '.join(p.name for p in paths)} in {out}")
+        return
     if table.attrs.get("kind") == "adaptation":
         from tinygpt.scaling import adaptation
 

@@ -15,6 +15,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 
+class Parametrization(str, Enum):
+    sp = "sp"
+    mup = "mup"
+
+
 @dataclass
 class ModelConfig:
     d_model: int = MISSING
@@ -23,6 +28,11 @@ class ModelConfig:
     context: int = MISSING
     dropout: float = 0.0
     bias: bool = True
+    # sp: GPT-2's standard parametrization; mup: the Maximal Update Parametrization, under which
+    # the best LR does not move with d_model (tinygpt/model.py, tinygpt/train/optim.py).
+    parametrization: Parametrization = Parametrization.sp
+    # The width at which μP is SP exactly: tune the LR here, then use it at every width.
+    base_width: int = 32
     # Filled from the tokenizer at run time; set it only to force a larger embedding table.
     vocab_size: int | None = None
 

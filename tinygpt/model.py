@@ -2,12 +2,24 @@
 
 Learned positional embeddings, pre-norm blocks, causal self-attention through
 ``scaled_dot_product_attention``, a 4x GELU MLP, tied input/output embeddings and GPT-2 init.
+
+Two parametrizations: the standard one (SP, GPT-2's) and the Maximal Update Parametrization
+(μP, Yang et al. 2022, "Tensor Programs V"), under which the best learning rate stops moving with
+width. μP here is the recipe of ``mup``'s MuSharedReadout + MuAdam/MuSGD written out (about 40
+lines across this file and ``train/optim.py``) rather than the library: ``mup`` needs a base and a
+delta model built at start-up to infer shapes (``set_base_shapes``) and keeps them as attributes on
+the parameters, which checkpoints, ``torch.compile`` and LoRA's wrapped layers do not carry; here
+the width multiplier ``d_model / base_width`` is known from the config. At ``base_width`` μP is
+SP exactly, so an LR tuned there under SP is the μP LR for every width.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -23,12 +35,27 @@ class GPTConfig:
     context: int = 128
     dropout: float = 0.0
     bias: bool = True
+    parametrization: str = "sp"  # "sp" or "mup"
+    base_width: int = 32  # the width at which μP equals SP
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"model.d_model={self.d_model} is not divisible by model.n_heads={self.n_heads}"
             )
+
+    @classmethod
+    def from_node(cls, node: Mapping[str, Any], vocab_size: int) -> GPTConfig:
+        """From a composed ``model`` node (``conf/model/``); the vocabulary from the tokenizer,
+        or the node's ``vocab_size`` where that forces a larger table."""
+        fields = {f.name for f in dataclasses.fields(cls)} - {"vocab_size"}
+        values = {k: getattr(v, "value", v) for k, v in node.items() if k in fields}  # enums
+        return cls(vocab_size=max(vocab_size, node.get("vocab_size") or 0), **values)
+
+    @property
+    def width_mult(self) -> float:
+        """μP's width multiplier d_model / base_width; 1 under SP (nothing rescales)."""
+        return self.d_model / self.base_width if self.parametrization == "mup" else 1.0
 
 
 class CausalSelfAttention(nn.Module):
@@ -39,6 +66,9 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.resid_drop = nn.Dropout(cfg.dropout)
+        # SP: 1/sqrt(d_head). μP: ∝ 1/d_head (q and k become correlated as they train, so their
+        # dot product grows like d_head, not its square root), equal to SP at the base width.
+        self.scale = (cfg.d_model // cfg.n_heads) ** -0.5 / math.sqrt(cfg.width_mult)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -46,7 +76,8 @@ class CausalSelfAttention(nn.Module):
         # (B, T, C) -> (B, heads, T, head_dim)
         q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (q, k, v))
         y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0,
+            scale=self.scale,
         )
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_drop(self.proj(y))
@@ -88,20 +119,29 @@ class TinyGPT(nn.Module):
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied embeddings
 
-        self.apply(self._init_weights)
+        # GPT-2's init, std 0.02; μP shrinks the hidden matrices' std as 1/sqrt(width) (variance
+        # ∝ 1/fan_in) and leaves the embeddings, which are also the readout, at 0.02.
+        # (The readout is drawn last, as a Linear: under SP the RNG sequence is GPT-2's.)
+        hidden_std = 0.02 / math.sqrt(cfg.width_mult)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                std = 0.02 if module is self.lm_head else hidden_std
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
         # GPT-2: scale residual projections so the residual stream's variance stays put with depth.
         for name, p in self.named_parameters():
             if name.endswith("proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layers))
+                nn.init.normal_(p, mean=0.0, std=hidden_std / math.sqrt(2 * cfg.n_layers))
 
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    def hidden_matrices(self) -> list[nn.Parameter]:
+        """μP's "matrix-like" parameters (both dimensions grow with width): every Linear weight
+        but the readout, which is the input embedding (one dimension fixed by the vocabulary)."""
+        return [
+            m.weight for m in self.modules() if isinstance(m, nn.Linear) and m is not self.lm_head
+        ]
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
@@ -114,6 +154,10 @@ class TinyGPT(nn.Module):
         for block in self.blocks:
             x = block(x)
         logits = self.lm_head(self.ln_f(x))
+        if self.cfg.parametrization == "mup":
+            # μP's readout multiplier (mup's MuSharedReadout): the tied embedding keeps its
+            # width-independent init and LR as an input layer, and the logits shrink as 1/width.
+            logits = logits / self.cfg.width_mult
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1))

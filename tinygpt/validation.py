@@ -20,6 +20,7 @@ RANGES: list[tuple[str, Callable[[float], bool], str]] = [
     ("model.n_layers", lambda v: v >= 1, "a positive integer"),
     ("model.n_heads", lambda v: v >= 1, "a positive integer"),
     ("model.context", lambda v: v >= 1, "a positive integer"),
+    ("model.base_width", lambda v: v >= 1, "a positive integer (the width where μP equals SP)"),
     ("model.dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
     ("optimizer.lr", lambda v: v > 0, "positive"),
     ("optimizer.weight_decay", lambda v: v >= 0, "zero or positive"),

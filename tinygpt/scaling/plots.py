@@ -55,7 +55,7 @@ def readable_log_axis(axis: Axis, lo: float, hi: float, name: str = "") -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def save(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
@@ -105,7 +105,7 @@ def scaling_curve(analysis: Analysis, x: str, out: Path) -> Path:
     readable_log_axis(ax.xaxis, *ax.get_xlim(), x)
     readable_log_axis(ax.yaxis, *ax.get_ylim())
     ax.legend(fontsize=6.5, loc="upper right")
-    return _save(fig, out / f"scaling_{x.replace('.', '_')}.png")
+    return save(fig, out / f"scaling_{x.replace('.', '_')}.png")
 
 
 def _held_rows(rows: pd.DataFrame, check: Holdout, x: str) -> np.ndarray:
@@ -153,7 +153,7 @@ def loss_vs_tokens(analysis: Analysis, out: Path) -> Path | None:
     readable_log_axis(ax.xaxis, *ax.get_xlim(), "D")
     readable_log_axis(ax.yaxis, *ax.get_ylim())
     ax.legend(fontsize=7, loc="upper right")
-    return _save(fig, out / "loss_vs_tokens.png")
+    return save(fig, out / "loss_vs_tokens.png")
 
 
 def residuals(analysis: Analysis, out: Path) -> Path:
@@ -167,7 +167,7 @@ def residuals(analysis: Analysis, out: Path) -> Path:
         ax.set(xscale="log", xlabel=x, ylabel="log L − log L̂", title=law.name)
         readable_log_axis(ax.xaxis, *ax.get_xlim(), x)
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
-    return _save(fig, out / "residuals.png")
+    return save(fig, out / "residuals.png")
 
 
 def iso_loss(analysis: Analysis, out: Path) -> Path | None:
@@ -195,7 +195,7 @@ def iso_loss(analysis: Analysis, out: Path) -> Path | None:
     readable_log_axis(ax.xaxis, *ax.get_xlim(), "N")
     readable_log_axis(ax.yaxis, *ax.get_ylim(), "D")
     ax.legend(fontsize=8)
-    return _save(fig, out / "iso_loss.png")
+    return save(fig, out / "iso_loss.png")
 
 
 def isoflop_profiles(analysis: Analysis, out: Path) -> Path | None:
@@ -245,7 +245,7 @@ def isoflop_profiles(analysis: Analysis, out: Path) -> Path | None:
     readable_log_axis(right.xaxis, *right.get_xlim(), "C")
     readable_log_axis(right.yaxis, *right.get_ylim(), "N")
     right.legend(fontsize=7)
-    return _save(fig, out / "isoflop.png")
+    return save(fig, out / "isoflop.png")
 
 
 def draw_all(analysis: Analysis, out: Path) -> list[Path]:

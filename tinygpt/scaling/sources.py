@@ -103,8 +103,15 @@ def from_mlflow(
         )
     table.attrs["sweep_run_id"] = parent_id
     table.attrs["source"] = where
-    table.attrs["kind"] = "adaptation" if adaptation else "scaling"
+    table.attrs["kind"] = "adaptation" if adaptation else kind_of(table)
     return table
+
+
+def kind_of(table: pd.DataFrame) -> str:
+    """Which analysis a pre-training table is for: an LR sweep (≥ 3 learning rates) is read as
+    an LR-transfer study, anything else as a scaling study."""
+    lr = "optimizer.lr"
+    return "lr_transfer" if lr in table and table[lr].nunique() >= 3 else "scaling"
 
 
 def _curves(store: Store, runs: list) -> list[dict]:

@@ -24,9 +24,7 @@ log = logging.getLogger("tinygpt")
 def flops_per_token(model_cfg: DictConfig) -> int:
     m = model_cfg
     with torch.device("meta"):
-        model = TinyGPT(GPTConfig(vocab_size=m.vocab_size or 1, d_model=m.d_model,
-                                  n_layers=m.n_layers, n_heads=m.n_heads, context=m.context,
-                                  dropout=m.dropout, bias=m.bias))  # fmt: skip
+        model = TinyGPT(GPTConfig.from_node(m, 1))
     return model.flops_per_token()
 
 

@@ -64,18 +64,7 @@ def validate(cfg: DictConfig) -> None:
 
 
 def build_model(cfg: DictConfig, vocab_size: int) -> TinyGPT:
-    m = cfg.model
-    return TinyGPT(
-        GPTConfig(
-            vocab_size=max(vocab_size, m.vocab_size or 0),
-            d_model=m.d_model,
-            n_layers=m.n_layers,
-            n_heads=m.n_heads,
-            context=m.context,
-            dropout=m.dropout,
-            bias=m.bias,
-        )
-    )
+    return TinyGPT(GPTConfig.from_node(cfg.model, vocab_size))
 
 
 def output_dir() -> Path:

@@ -14,17 +14,34 @@ from tinygpt.errors import instantiate
 from tinygpt.train.schedules import Schedule
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on matrices only: not on norms, biases or embeddings."""
+def param_groups(
+    model: nn.Module, weight_decay: float, lr: float, adaptive: bool = True
+) -> list[dict]:
+    """Weight decay on matrices only: not on norms, biases or embeddings.
+
+    Under μP (``model.cfg.width_mult`` ≠ 1) each group also gets μP's LR, as ``mup``'s MuAdam /
+    MuSGD set it: for Adam-type (``adaptive``) optimizers the hidden matrices' LR shrinks as
+    1/width_mult (their weight decay grows by width_mult, so AdamW's decoupled decay lr·wd stays
+    put); for SGD the vector-like parameters (embeddings = readout, norms, biases) get
+    width_mult × the LR and the hidden matrices keep it.
+    """
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    decay, no_decay = [], []
+    cfg = getattr(model, "cfg", None)
+    mult = getattr(cfg, "width_mult", 1.0)
+    hidden = {id(p) for p in model.hidden_matrices()} if mult != 1.0 else set()
+    groups: dict[tuple[bool, float], list] = {}
     for p in model.parameters():  # parameters() yields the tied embedding once
         if not p.requires_grad:
             continue
-        (decay if p.dim() >= 2 and id(p) not in embeddings else no_decay).append(p)
+        decay = p.dim() >= 2 and id(p) not in embeddings
+        if id(p) in hidden:
+            scale = 1 / mult if adaptive else 1.0
+        else:
+            scale = 1.0 if adaptive else mult
+        groups.setdefault((decay, scale), []).append(p)
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": ps, "lr": lr * scale, "weight_decay": weight_decay / scale if decay else 0.0}
+        for (decay, scale), ps in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1]))
     ]
 
 
@@ -37,7 +54,9 @@ def build_optimizer(
         cls = get_class(cfg.impl._target_)
         if "fused" in inspect.signature(cls).parameters and "fused" not in cfg.impl:
             extra["fused"] = True
-    return instantiate(cfg.impl, param_groups(model, cfg.weight_decay), lr=cfg.lr, **extra)
+    adaptive = not issubclass(get_class(cfg.impl._target_), torch.optim.SGD)
+    groups = param_groups(model, cfg.weight_decay, cfg.lr, adaptive)
+    return instantiate(cfg.impl, groups, lr=cfg.lr, **extra)
 
 
 def build_schedule(cfg: DictConfig) -> Schedule:
