@@ -98,8 +98,8 @@ def synthetic_sweep(drift_per_octave: float, seeds: int = 2) -> pd.DataFrame:
             for k in range(-10, -3):
                 for s in range(seeds):
                     loss = 2 + 0.05 * (k - best) ** 2 + rng.normal(0, 0.002)
-                    rows.append({"optimizer.lr": 2.0**k, "model.d_model": w,
-                                 "model.parametrization": series, "loss": loss, "seed": s})  # fmt: skip
+                    cell = {"optimizer.lr": 2.0**k, "model.d_model": w}
+                    rows.append({**cell, "model.parametrization": series, "loss": loss, "seed": s})
     return pd.DataFrame(rows)
 
 

@@ -34,10 +34,8 @@ def param_groups(
         if not p.requires_grad:
             continue
         decay = p.dim() >= 2 and id(p) not in embeddings
-        if id(p) in hidden:
-            scale = 1 / mult if adaptive else 1.0
-        else:
-            scale = 1.0 if adaptive else mult
+        # μP's LR factor: (hidden, vector-like) = (1/mult, 1) for Adam-type, (1, mult) for SGD
+        scale = (1 / mult if adaptive else 1.0) if id(p) in hidden else (1.0 if adaptive else mult)
         groups.setdefault((decay, scale), []).append(p)
     return [
         {"params": ps, "lr": lr * scale, "weight_decay": weight_decay / scale if decay else 0.0}
