@@ -17,6 +17,7 @@ from tinygpt.errors import TinyGPTError, instantiate
 from tinygpt.scaling.holdout import Holdout
 from tinygpt.scaling.laws import Law, compute_optimal_at
 from tinygpt.scaling.report import Analysis
+from tinygpt.validation import check_analyze
 
 log = logging.getLogger("tinygpt.analyze")
 register_configs()
@@ -26,7 +27,7 @@ def _log_to_mlflow(cfg: DictConfig, analysis: Analysis, paths: list[Path]) -> st
     from tinygpt.tracking.mlflow_run import Store, Tracker, flatten
 
     sweep_id = analysis.table.attrs.get("sweep_run_id")
-    store = Store.connect(cfg.source.uri, cfg.source.experiment)
+    store = Store.connect(cfg.source.uri, cfg.source.experiment, setting="source.uri")
     name = f"analysis of {analysis.table.attrs.get('source')}"[:250]
     tracker = Tracker.start(store, name, {"kind": "analysis"}, parent_run_id=sweep_id)
     try:
@@ -143,6 +144,7 @@ def run(cfg: DictConfig, out: Path) -> None:
     from tinygpt.scaling.laws import FitSettings
     from tinygpt.scaling.report import analyze, write
 
+    check_analyze(cfg)
     table = instantiate(cfg.source)
     if table.attrs.get("kind") == "lr_transfer":
         from tinygpt.scaling import lr_transfer

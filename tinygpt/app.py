@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from tinygpt.config import register_configs
 from tinygpt.errors import TinyGPTError
+from tinygpt.validation import check
 
 
 def config_dir() -> str:
@@ -27,13 +28,13 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def _main(cfg: DictConfig) -> float:
-    # torch and mlflow load after composition: --help stays fast.
-    if cfg.seal.enabled:
-        from tinygpt.seal.job import run
-    else:
-        from tinygpt.train.job import run
-
     try:
+        # Settings are checked before torch and mlflow load, so a bad one is answered at once.
+        check(cfg)
+        if cfg.seal.enabled:
+            from tinygpt.seal.job import run
+        else:
+            from tinygpt.train.job import run
         return run(cfg)
     except KeyboardInterrupt:
         if HydraConfig.get().mode == RunMode.MULTIRUN:

@@ -44,7 +44,37 @@ RANGES: list[tuple[str, Callable[[float], bool], str]] = [
 GROUP_NODES = ["data.corpus", "data.tokenizer", "optimizer.impl", "optimizer.schedule"]
 
 
+# tinygpt-analyze's settings, checked before any run is read.
+ANALYZE_RANGES: list[tuple[str, Callable[[float], bool], str]] = [
+    ("fit.delta", lambda v: v > 0, "positive (Huber's delta on log residuals)"),
+    ("fit.bootstrap", lambda v: v >= 0, "zero or positive (refits; 0 for no intervals)"),
+]
+
+
+def check_set(cfg: DictConfig) -> None:
+    """Every mandatory value (``???`` in a schema) is given: one line naming the first missing."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise TinyGPTError(f"{missing[0]} is not set: add {missing[0]}=<value> to the command")
+
+
+def check_ranges(cfg: DictConfig, ranges: list[tuple[str, Callable[[float], bool], str]]) -> None:
+    for key, ok, must in ranges:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and not ok(value):
+            raise TinyGPTError(f"{key}={value} must be {must}")
+
+
+def check_analyze(cfg: DictConfig) -> None:
+    from tinygpt.scaling.holdout import check_rule
+
+    check_set(cfg)
+    check_ranges(cfg, ANALYZE_RANGES)
+    check_rule(cfg.fit.holdout)
+
+
 def check(cfg: DictConfig) -> None:
+    check_set(cfg)
     for key in GROUP_NODES:
         value = OmegaConf.select(cfg, key)
         if isinstance(value, str):
@@ -52,7 +82,4 @@ def check(cfg: DictConfig) -> None:
                 f"{key}={value} sets a whole config group to a string: choose the option with "
                 f"{key.replace('.', '/')}={value} (a slash selects a group option, a dot a field)"
             )
-    for key, ok, must in RANGES:
-        value = OmegaConf.select(cfg, key)
-        if value is not None and not ok(value):
-            raise TinyGPTError(f"{key}={value} must be {must}")
+    check_ranges(cfg, RANGES)

@@ -18,6 +18,11 @@ from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.laws import FitSettings, Law, fit_law
 
 
+def check_rule(rule: str) -> None:
+    """Fails, as ``held_out`` would, on a rule it cannot read; before any run is read."""
+    held_out(pd.DataFrame({"N": [], "C": []}, dtype=float), rule)
+
+
 def held_out(table: pd.DataFrame, rule: str) -> tuple[pd.Series, str] | None:
     """A boolean mask over ``table``'s rows and a description, or None for ``none``."""
     if rule in ("none", "", None):

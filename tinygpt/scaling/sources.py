@@ -28,7 +28,7 @@ def from_mlflow(
     filter: str | None = None,
 ) -> pd.DataFrame:
     """Runs of a sweep (parent run id or name; default: the latest sweep) or an MLflow filter."""
-    store = Store.connect(uri, experiment)
+    store = Store.connect(uri, experiment, setting="source.uri")
     parent_id = None
     if filter:
         runs = store.find_runs(filter)
@@ -152,6 +152,18 @@ def _numeric(col: pd.Series) -> pd.Series:
         return col
 
 
+def _numbers(raw: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    values = pd.to_numeric(raw[column], errors="coerce")
+    bad = values.isna() & raw[column].notna()
+    if bad.any():
+        row = int(bad.idxmax())
+        raise TinyGPTError(
+            f"{path.name}: column {column!r} holds {raw[column][row]!r} on line {row + 2}, not a "
+            "number: fix the file or map another column with source.columns.<name>=<column>"
+        )
+    return values.astype(float)
+
+
 def from_csv(
     path: str,
     columns: dict[str, str | None] | None = None,
@@ -178,10 +190,10 @@ def from_csv(
             f"{p.name} lacks the mapped column(s) {', '.join(missing)}; it has "
             f"{list(raw.columns)}: set source.columns.<name>=<column>"
         )
-    out = pd.DataFrame({"loss": raw[cols["loss"]].astype(float)})
+    out = pd.DataFrame({"loss": _numbers(raw, cols["loss"], p)})
     for k in ("N", "D", "C"):
         if has[k]:
-            out[k] = raw[cols[k]].astype(float)
+            out[k] = _numbers(raw, cols[k], p)
     # The third of N, D, C from the other two by C = 6ND.
     if "N" not in out:
         out["N"] = out["C"] / (6 * out["D"])

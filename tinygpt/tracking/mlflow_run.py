@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -45,15 +46,15 @@ def resolve_uri(uri: str | None) -> str:
     return mlflow.get_tracking_uri()
 
 
-def _check_reachable(uri: str) -> None:
+def _check_reachable(uri: str, setting: str) -> None:
     if not uri.startswith(("http://", "https://")):
         return
     try:
         urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
     except (urllib.error.URLError, OSError) as e:
         raise TinyGPTError(
-            f"tracking.uri={uri} is unreachable ({e}): start the server "
-            "(mlflow server --backend-store-uri ...), fix tracking.uri, or leave it unset to "
+            f"{setting}={uri} is unreachable ({e}): start the server "
+            f"(mlflow server --backend-store-uri ...), fix {setting}, or leave it unset to "
             "use the local sqlite store"
         ) from None
 
@@ -70,6 +71,21 @@ def with_retry(fn: Callable[[], T], attempts: int = 8) -> T:
     raise AssertionError("unreachable")
 
 
+def owner_tags() -> dict[str, str]:
+    """The process a run belongs to while RUNNING: how a later sweep tells a dead run."""
+    return {"host": socket.gethostname(), "pid": str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -84,12 +100,13 @@ class Store:
     uri: str
 
     @classmethod
-    def connect(cls, uri: str | None, experiment: str) -> Store:
-        """Fail fast, with a clear message, on an unreachable server or a foreign store."""
+    def connect(cls, uri: str | None, experiment: str, setting: str = "tracking.uri") -> Store:
+        """Fail fast, with a clear message naming ``setting``, on an unreachable server or a
+        foreign store."""
         from mlflow.tracking import MlflowClient
 
         uri = resolve_uri(uri)
-        _check_reachable(uri)
+        _check_reachable(uri, setting)
         try:
             client = MlflowClient(tracking_uri=uri)
             exp_id = with_retry(lambda: ensure_experiment(client, experiment))
@@ -98,9 +115,26 @@ class Store:
         except Exception as e:
             raise TinyGPTError(
                 f"cannot open the MLflow store at {uri}: {str(e).splitlines()[0]} — point "
-                "tracking.uri at an MLflow store (sqlite:///path.db, http://host:port)"
+                f"{setting} at an MLflow store (sqlite:///path.db, http://host:port)"
             ) from None
         return cls(client, exp_id, uri)
+
+    def reap_dead_runs(self) -> list[str]:
+        """Close as KILLED every RUNNING run whose process, on this host, is gone (kill -9, the
+        OOM killer, a crashed worker): nothing else would ever close it. Returns their names."""
+        host, reaped = socket.gethostname(), []
+        for r in self.find_runs("attributes.status = 'RUNNING'"):
+            tags = r.data.tags
+            if tags.get("host") != host or not tags.get("pid", "").isdigit():
+                continue
+            pid = int(tags["pid"])
+            if pid == os.getpid() or _alive(pid):
+                continue
+            why = f"process {pid} on {host} died without closing the run; marked KILLED later"
+            with_retry(lambda r=r, why=why: self.client.set_tag(r.info.run_id, "error", why))
+            with_retry(lambda r=r: self.client.set_terminated(r.info.run_id, status="KILLED"))
+            reaped.append(r.info.run_name)
+        return reaped
 
     def find_runs(self, filter_string: str) -> list[Any]:
         """Runs of the experiment matching an MLflow filter string, newest first."""
@@ -143,10 +177,12 @@ class Tracker:
         client = store.client
         if run_id is not None:
             with_retry(lambda: client.update_run(run_id, status="RUNNING"))
-            if parent_run_id:
-                with_retry(lambda: client.set_tag(run_id, "mlflow.parentRunId", parent_run_id))
+            reopened = {**owner_tags(), **({"mlflow.parentRunId": parent_run_id} if parent_run_id
+                                            else {})}  # fmt: skip
+            for key, value in reopened.items():
+                with_retry(lambda k=key, v=value: client.set_tag(run_id, k, v))
         else:
-            all_tags = dict(tags)
+            all_tags = {**tags, **owner_tags()}
             if parent_run_id:
                 all_tags["mlflow.parentRunId"] = parent_run_id
             run = with_retry(

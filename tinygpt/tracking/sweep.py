@@ -61,6 +61,10 @@ class MLflowSweepCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir).resolve()
         grid = " ".join(config.hydra.overrides.task)
         self.store = Store.connect(t.uri, t.experiment)
+        reaped = self.store.reap_dead_runs()
+        if reaped:
+            log.warning("marked %d runs KILLED whose process had died: %s", len(reaped),
+                        ", ".join(reaped))  # fmt: skip
         self.tracker = Tracker.start(
             self.store,
             t.run_name or f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",

@@ -37,7 +37,7 @@ from tinygpt.train.loop import (
     evaluate,
 )
 from tinygpt.train.mfu import mfu
-from tinygpt.validation import check as check_ranges
+from tinygpt.validation import check as check_config
 
 log = logging.getLogger("tinygpt")
 
@@ -250,7 +250,7 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
 
     ``out_dir`` defaults to Hydra's run directory; pass one to call this outside a Hydra app.
     """
-    check_ranges(cfg)
+    check_config(cfg)
     # IsoFLOP: this model's token budget(s) from compute budgets (token budget -> C).
     compute = apply_compute_budgets(cfg) if cfg.isoflop.budgets else {}
     validate(cfg)

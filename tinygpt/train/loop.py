@@ -222,6 +222,9 @@ class Trainer:
         }
 
     def save(self, name: str) -> Path:
+        # Metrics up to this step go to the store first: a job killed hard later resumes from
+        # this checkpoint, and what it buffered after it is logged again, identically.
+        self.tracker.flush()
         path = self.out_dir / name
         checkpoint.save(path, self.payload())
         return path

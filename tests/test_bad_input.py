@@ -1,0 +1,97 @@
+"""Bad input through the real commands, as a user types it: each exits non-zero with one line
+that names the setting and the fix, and no traceback. Add a row whenever a setting lands."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY, tinygpt_cli
+
+pytestmark = pytest.mark.slow
+
+NO_STEPS = "training.max_steps=null"
+WSD = "optimizer/schedule=wsd"
+
+# (overrides, a piece of the message). {dir} is a directory with bad files (below).
+TINYGPT = [
+    (["model.n_layer=4"], "Key 'n_layer' not in 'ModelConfig'"),
+    (["model=d1000"], "Could not find 'model/d1000'"),
+    (["model.d_model=30", "model.n_heads=4"], "not divisible by model.n_heads=4"),
+    (["model.dropout=2"], "model.dropout=2.0 must be in [0, 1)"),
+    (["model.context=0"], "model.context=0 must be a positive integer"),
+    (["model.parametrization=mu"], "Invalid value 'mu'"),
+    (["model.parametrization=mup", "model.base_width=0"], "model.base_width=0 must be a positive"),
+    (["data=text", "data.path=/no/such/file.txt"], "/no/such/file.txt does not exist"),
+    (["data=text", "data.path={dir}/latin1.txt"], "data.encoding"),
+    (["data=text", "data.path={dir}/latin1.txt", "data.encoding=klingon"], "no such codec"),
+    (["data=hf", "data.path=/no/such/dir"], "point data.path at their directory"),
+    (["data.fraction=1.5"], "data.fraction=1.5 must be in (0, 1]"),
+    (["data.tokenizer=gpt2"], "choose the option with data/tokenizer=gpt2"),
+    (["hardware.device=gpu"], "Invalid value 'gpu'"),
+    (["hardware.attention=flash3"], "Invalid value 'flash3'"),
+    ([NO_STEPS, "training.tokens=-5"], "training.tokens=-5 must be a positive"),
+    (["training.batch_size=0"], "training.batch_size=0 must be at least 1"),
+    (["optimizer.lr=0"], "optimizer.lr=0.0 must be positive"),
+    (["optimizer.weight_decay=-1"], "optimizer.weight_decay=-1.0 must be zero or positive"),
+    (["optimizer.grad_accum=0"], "optimizer.grad_accum=0 must be at least 1"),
+    (["optimizer.schedule=wsd"], "optimizer/schedule=wsd"),
+    ([WSD, "optimizer.schedule.shape=sqrt"], "choose one of linear"),
+    ([WSD, "optimizer.schedule.decay_fraction=1.5"], "decay_fraction=1.5 must be in [0.0, 1.0]"),
+    ([WSD, "optimizer.schedule.min_lr_ratio=2"], "min_lr_ratio=2.0 must be in [0.0, 1.0]"),
+    (["training.budgets=[5000,10000]"], "add optimizer/schedule=wsd"),
+    ([WSD, "training.budgets=[5000,10000]"], "drop training.max_steps"),
+    ([WSD, NO_STEPS, "isoflop.budgets=[1e3,2e3]"], "every budget is too small"),
+    ([WSD, NO_STEPS, "isoflop.budgets=[-1e12]"], "compute budgets must be positive"),
+    (["tracking.uri=http://127.0.0.1:9"], "fix tracking.uri"),
+    (["seal=lora"], "seal=lora needs seal.base="),
+    (["seal=lora", "seal.base=/no/such/run"], "point it at a training run's output directory"),
+    (["-m", "seed=1", "hardware=cpu", "hydra/launcher=slurm_gpu"], "use hardware=cuda"),
+]
+
+ANALYZE = [
+    (["source=csv"], "source.path is not set: add source.path="),
+    (["source=csv", "source.path=/no/such.csv"], "source.path=/no/such.csv: no such CSV file"),
+    (["source=csv", "source.path={dir}/columns.csv"], "set source.columns.<name>=<column>"),
+    (["source=nope"], "Could not find 'source/nope'"),
+    (["fit.bogus=1"], "Key 'bogus' not in 'FitConfig'"),
+    (["fit.holdout=bogus"], "use none, largest or compute_above:<C>"),
+    (["fit.holdout=compute_above:lots"], "'lots' is not a FLOP count"),
+    (["fit.bootstrap=-1"], "fit.bootstrap=-1 must be zero or positive"),
+    (["fit.delta=0"], "fit.delta=0.0 must be positive"),
+    (["source.sweep=nope"], "no sweep named 'nope'"),
+    (["source.uri=http://127.0.0.1:9"], "fix source.uri"),
+    (["source=csv", "source.path={dir}/words.csv"], "holds 'abc' on line 3, not a number"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("bad-files")
+    (d / "latin1.txt").write_bytes(b"In the beginning\n\nGod created \xe9 the heaven\n")
+    (d / "columns.csv").write_text("params,tokens\n1,2\n")
+    (d / "words.csv").write_text("N,D,loss\n1000,100000,2.9\n1000,200000,abc\n")
+    return d
+
+
+def _check(proc, message: str) -> None:
+    assert proc.returncode != 0, proc.stdout
+    assert message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("overrides", "message"), TINYGPT)
+def test_tinygpt_answers_bad_input_in_one_line(tmp_path, cache_dir, bad_files, overrides,
+                                              message):  # fmt: skip
+    args = [a.format(dir=bad_files) for a in overrides]
+    _check(tinygpt_cli(*TINY, *args, cwd=tmp_path, cache_dir=cache_dir), message)
+
+
+@pytest.mark.parametrize(("overrides", "message"), ANALYZE)
+def test_tinygpt_analyze_answers_bad_input_in_one_line(tmp_path, cache_dir, bad_files,
+                                                      overrides, message):  # fmt: skip
+    args = [a.format(dir=bad_files) for a in overrides]
+    _check(tinygpt_cli(*args, cwd=tmp_path, cache_dir=cache_dir, app="tinygpt.analyze"), message)
+
+
+def test_the_table_covers_at_least_thirty_inputs():
+    assert len(TINYGPT) + len(ANALYZE) >= 30
