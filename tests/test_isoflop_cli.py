@@ -21,7 +21,7 @@ SMALL = [
 
 def test_isoflop_study_gives_a_frontier_with_finite_cis(tmp_path, cache_dir):
     budgets = "isoflop.budgets=[4e9,8e9,1.6e10]"  # the optimum lies inside 16-64 at each
-    sweep = tinygpt_cli("-m", "experiment=isoflop", budgets, *SMALL, cwd=tmp_path,
+    sweep = tinygpt_cli("-m", "experiment=isoflop", budgets, *SMALL, cwd=tmp_path, timeout=900,
                         cache_dir=cache_dir)  # fmt: skip
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     assert "Launching 5 jobs" in sweep.stdout + sweep.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import hydra
 import numpy as np
+import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -140,6 +141,20 @@ def holdout_report(check: Holdout) -> str:
     return "\n".join(lines)
 
 
+def with_metric(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The table with ``loss`` set to what fit.metric asks for."""
+    if metric == "val_loss":
+        return table
+    if "bpb" not in table or table["bpb"].isna().any():
+        raise TinyGPTError(
+            "fit.metric=val_bpb needs runs that logged final_val_bpb (every run since it was "
+            "added; a CSV's loss is the column source.columns.loss maps): use fit.metric=val_loss"
+        )
+    out = table.assign(loss=table["bpb"])
+    out.attrs = table.attrs
+    return out
+
+
 def run(cfg: DictConfig, out: Path) -> None:
     from tinygpt.scaling.laws import FitSettings
     from tinygpt.scaling.report import analyze, write
@@ -164,7 +179,9 @@ def run(cfg: DictConfig, out: Path) -> None:
                 print(f"  improvement, {name}: {law['a']:.4g} · x^{law['b']:.3f}")
         print(f"{', '.join(p.name for p in paths)} in {out}")
         return
-    analysis = analyze(table, FitSettings(**cfg.fit))
+    table = with_metric(table, cfg.fit.metric.value)
+    settings = {k: v for k, v in cfg.fit.items() if k != "metric"}
+    analysis = analyze(table, FitSettings(**settings))
     paths = write(analysis, out, plots=cfg.plots)
     print(f"{len(analysis.table)} runs from {table.attrs.get('source')}")
     for name, law in analysis.laws.items():

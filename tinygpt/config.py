@@ -260,8 +260,15 @@ class CsvSourceConfig:
     drop_highest: int = 0
 
 
+class Metric(str, Enum):
+    val_loss = "val_loss"  # nats per token: the tokenizer's own units
+    val_bpb = "val_bpb"  # bits per byte: comparable across tokenizers
+
+
 @dataclass
 class FitConfig:
+    # What the laws are fitted to: the final validation loss, or its bits per byte.
+    metric: Metric = Metric.val_loss
     delta: float = 1e-3
     bootstrap: int = 1000
     bootstrap_seed: int = 0

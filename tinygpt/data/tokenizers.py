@@ -21,6 +21,7 @@ class Tokenizer(Protocol):
     def encode_documents(self, docs: Sequence[str]) -> np.ndarray: ...
     def decode(self, ids: Sequence[int] | np.ndarray) -> str: ...
     def to_dict(self) -> dict[str, Any]: ...
+    def token_bytes(self) -> np.ndarray: ...
 
 
 DOC_SEPARATOR = "\n\n"
@@ -63,6 +64,10 @@ class CharTokenizer:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "chars": self.itos[1:]}
 
+    def token_bytes(self) -> np.ndarray:
+        """UTF-8 bytes per id (the unknown id as U+FFFD's 3), for bits per byte."""
+        return np.array([len(c.encode("utf-8")) for c in self.itos], dtype=np.int64)
+
 
 class ByteTokenizer:
     """UTF-8 bytes: 256 ids, nothing to train, nothing unknown."""
@@ -85,6 +90,9 @@ class ByteTokenizer:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind}
+
+    def token_bytes(self) -> np.ndarray:
+        return np.ones(256, dtype=np.int64)
 
 
 # GPT-2's pre-tokenizer, as `tokenizers`' ByteLevel(use_regex=True) and tiktoken's gpt2 apply it.
@@ -150,6 +158,16 @@ class HFTokenizer:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "tokenizer": self.tok.to_str()}
+
+    def token_bytes(self) -> np.ndarray:
+        """Bytes each token spells; 0 for <|endoftext|>, which bits per byte leaves out (as
+        nanochat does)."""
+        to_byte = {c: b for b, c in _bytes_to_unicode().items()}
+        out = np.zeros(self.vocab_size, dtype=np.int64)
+        for token, i in self.tok.get_vocab().items():
+            if token != self.EOT:
+                out[i] = sum(1 for ch in token if ch in to_byte)
+        return out
 
 
 def train_bpe(

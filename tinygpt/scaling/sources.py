@@ -86,6 +86,8 @@ def from_mlflow(
                 "D": m["tokens_seen"],
                 "C": m["flops"],
                 "loss": m["final_val_loss"],
+                # bits per byte, for fit.metric=val_bpb (runs from before it was logged: NaN)
+                "bpb": m.get("final_val_bpb", float("nan")),
                 # The compute budget an IsoFLOP job aimed at (C spent is within half a step).
                 **({"C_budget": m["compute_budget"]} if "compute_budget" in m else {}),
             }

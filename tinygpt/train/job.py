@@ -34,7 +34,6 @@ from tinygpt.train.loop import (
     Paused,
     Trainer,
     budgets,
-    evaluate,
 )
 from tinygpt.train.mfu import mfu
 from tinygpt.validation import check as check_config
@@ -102,13 +101,14 @@ class StopSignals:
 
 
 def results_of(trainer: Trainer, data: TokenData, cfg: DictConfig) -> dict[str, Any]:
-    s, model, rt = trainer.state, trainer.model, trainer.runtime
-    final = s.last_eval or evaluate(model, trainer.val_windows, cfg.training.batch_size, rt)
-    test = evaluate(model, trainer.test_windows, cfg.training.batch_size, rt)
+    s, model = trainer.state, trainer.model
+    final = s.last_eval or trainer.evaluate_on(trainer.val_windows)
+    test = trainer.evaluate_on(trainer.test_windows)
     return {
         "final_val_loss": final["loss"],
         "final_val_perplexity": final["perplexity"],
         "final_val_accuracy": final["accuracy"],
+        "final_val_bpb": final["bpb"],
         "best_val_loss": min(s.best_val, final["loss"]),
         "test_loss": test["loss"],
         "total_steps": s.step,

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
@@ -136,12 +137,22 @@ class LoopState:
 
 @torch.no_grad()
 def evaluate(
-    model: torch.nn.Module, windows: torch.Tensor, batch_size: int, runtime: Runtime
+    model: torch.nn.Module,
+    windows: torch.Tensor,
+    batch_size: int,
+    runtime: Runtime,
+    token_bytes: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """Mean next-token loss and top-1 accuracy over a fixed set of windows."""
+    """Mean next-token loss and top-1 accuracy over a fixed set of windows, and, given the bytes
+    each token id spells, bits per byte: the summed loss in bits over the bytes the targets spell
+    (tokens of 0 bytes, like end-of-text, left out of both), which compares any two tokenizers."""
     model.eval()
     loss_sum = torch.zeros((), device=runtime.device)
     correct = torch.zeros((), device=runtime.device)
+    nats = torch.zeros((), device=runtime.device, dtype=torch.float64)
+    n_bytes = torch.zeros((), device=runtime.device, dtype=torch.float64)
+    if token_bytes is not None:
+        token_bytes = token_bytes.to(runtime.device)
     n = 0
     for chunk in windows.split(batch_size):
         chunk = chunk.to(runtime.device, non_blocking=True)
@@ -151,13 +162,22 @@ def evaluate(
         loss_sum += loss.float() * y.numel()
         correct += (logits.argmax(-1) == y).sum()
         n += y.numel()
+        if token_bytes is not None:
+            per_token = F.cross_entropy(logits.flatten(0, 1).float(), y.reshape(-1),
+                                        reduction="none")  # fmt: skip
+            b = token_bytes[y.reshape(-1)]
+            nats += (per_token * (b > 0)).sum().double()
+            n_bytes += b.sum().double()
     model.train()
     loss = (loss_sum / n).item()
-    return {
+    out = {
         "loss": loss,
         "perplexity": math.exp(min(loss, 50.0)),
         "accuracy": (correct / n).item(),
     }
+    if token_bytes is not None:
+        out["bpb"] = (nats / (math.log(2) * n_bytes.clamp(min=1))).item()
+    return out
 
 
 def fixed_windows(tokens: np.ndarray, cfg: DictConfig) -> torch.Tensor:
@@ -194,6 +214,7 @@ class Trainer:
         )
         self.batches = DeviceBatches(self.sampler, runtime.device)
         self.val_windows = fixed_windows(data.splits["val"], cfg)
+        self.token_bytes = torch.from_numpy(data.tokenizer.token_bytes())
         self.state = LoopState()
         self.stop_signal: int | None = None  # set by a signal handler, acted on between steps
         self.step_fn = runtime.compiled(model) if runtime.compile else model
@@ -297,9 +318,7 @@ class Trainer:
                 if self.stop_signal is not None:
                     status = "KILLED"
                     raise Interrupted(self.stop_signal)
-            bs = self.cfg.training.batch_size
-            val = evaluate(self.model, self.val_windows, bs, self.runtime)
-            test = evaluate(self.model, self.test_windows, bs, self.runtime)
+            val, test = self.evaluate_on(self.val_windows), self.evaluate_on(self.test_windows)
             result = {
                 "budget_tokens": budget.tokens,
                 "branch_step": start,
@@ -309,6 +328,7 @@ class Trainer:
                 "final_val_loss": val["loss"],
                 "final_val_perplexity": val["perplexity"],
                 "final_val_accuracy": val["accuracy"],
+                "final_val_bpb": val["bpb"],
                 "test_loss": test["loss"],
                 "non_embedding_parameters": self.model.num_non_embedding_parameters(),
                 "parameters": self.model.num_parameters(),
@@ -361,9 +381,14 @@ class Trainer:
         self.scheduler.step()
         return loss_sum / accum if accum > 1 else loss_sum
 
+    def evaluate_on(self, windows: torch.Tensor) -> dict[str, float]:
+        """Loss, perplexity, accuracy and bits per byte on ``windows``."""
+        bs = self.cfg.training.batch_size
+        return evaluate(self.model, windows, bs, self.runtime, self.token_bytes)
+
     def _evaluate(self) -> dict[str, float]:
         s = self.state
-        ev = evaluate(self.model, self.val_windows, self.cfg.training.batch_size, self.runtime)
+        ev = self.evaluate_on(self.val_windows)
         s.last_eval = ev
         self.tracker.log_metrics({f"val_{k}": v for k, v in ev.items()}, s.step)
         if ev["loss"] < s.best_val:
