@@ -210,8 +210,10 @@ class TrackingConfig:
     # Re-running a sweep skips jobs whose FINISHED run (same config hash) is in the store and
     # resumes interrupted ones from their newest checkpoint.
     skip_finished: bool = True
-    # The final model in MLflow's model format (mlflow.pytorch), loadable by `mlflow models`.
+    # The final model as an MLflow pyfunc, text in and text out (tinygpt/serving.py).
     log_model: bool = True
+    # Also register it in the Model Registry under this name (a new version each run).
+    register_as: str | None = None
     # Checkpoints as artifacts too (off: they are big and already in the run directory).
     log_checkpoints: bool = False
 
@@ -287,6 +289,23 @@ class AnalyzeConfig:
     log_to_mlflow: bool = True
 
 
+@dataclass
+class SampleConfig:
+    """``tinygpt-sample``: one prompt, ``n`` continuations."""
+
+    # A run directory, an MLflow run id, or a model URI (models:/<name>/<version>,
+    # runs:/<id>/model).
+    run: str = MISSING
+    prompt: str = ""  # empty: start as a document starts
+    n: int = 1
+    max_new_tokens: int = 200
+    temperature: float = 1.0
+    top_k: int = 0  # sample from the k likeliest tokens; 0: all
+    seed: int = 0  # the same seed, prompt and model give the same texts
+    # The MLflow store run ids and models:/ URIs are looked up in (None: MLflow's default).
+    tracking_uri: str | None = None
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
@@ -303,5 +322,6 @@ def register_configs() -> None:
     cs.store(group="hardware", name="base_hardware", node=HardwareConfig)
     cs.store(group="seal", name="base_seal", node=SealConfig)
     cs.store(name="base_analyze", node=AnalyzeConfig)
+    cs.store(name="base_sample", node=SampleConfig)
     cs.store(group="source", name="base_mlflow", node=MlflowSourceConfig)
     cs.store(group="source", name="base_csv", node=CsvSourceConfig)

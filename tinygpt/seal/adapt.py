@@ -26,6 +26,7 @@ from tinygpt.data.dataset import BatchSampler, prepare, split_documents
 from tinygpt.data.tokenizers import Tokenizer, load_tokenizer
 from tinygpt.errors import TinyGPTError, instantiate
 from tinygpt.model import GPTConfig, TinyGPT
+from tinygpt.runs import run_directory
 from tinygpt.train import checkpoint
 
 
@@ -60,20 +61,7 @@ def load_base(
     id in the store at ``tracking_uri`` (``tracking.uri``; None: MLflow's default)."""
     if not spec:
         raise TinyGPTError("seal=lora needs seal.base=<run directory or MLflow run id>")
-    run_dir = Path(spec).expanduser()
-    if not run_dir.is_dir():
-        from mlflow.tracking import MlflowClient
-
-        from tinygpt.tracking.mlflow_run import resolve_uri
-
-        try:
-            client = MlflowClient(tracking_uri=resolve_uri(tracking_uri))
-            run_dir = Path(client.get_run(spec).data.tags["output_dir"])
-        except Exception:
-            raise TinyGPTError(
-                f"seal.base={spec} is neither a run directory nor an MLflow run id with an "
-                "output_dir tag: point it at a training run's output directory"
-            ) from None
+    run_dir = run_directory(spec, tracking_uri, "seal.base")
     path = run_dir / "final.pt"
     if not path.exists():
         raise TinyGPTError(f"seal.base: {path} does not exist: train the base model to the end")

@@ -6,7 +6,7 @@ model's step, so metrics are buffered and written with ``log_batch`` at flush po
 
 from __future__ import annotations
 
-import logging
+import json
 import os
 import socket
 import time
@@ -235,15 +235,32 @@ class Tracker:
         if self.enabled and Path(path).exists():
             self._timed(lambda: self.client.log_artifact(self.run_id, str(path), artifact_path))
 
-    def log_model(self, model: Any, pip_requirements: list[str]) -> str | None:
-        """The model in MLflow's pytorch flavour, attached to this run; returns its URI."""
+    def log_model(
+        self, model: Any, tokenizer_path: Path, register_as: str | None = None
+    ) -> str | None:
+        """The model as a text-in, text-out MLflow pyfunc (``tinygpt.serving``) attached to this
+        run, registered as ``register_as`` if given; returns its URI."""
         if not self.enabled:
             return None
-        import mlflow
-        import mlflow.pytorch
+        import tempfile
 
-        # The pickle-format caution is for loading untrusted files; these are our own.
-        logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+        import mlflow
+        import numpy
+        import pandas
+        import torch
+
+        from tinygpt.serving import log_text_model
+
+        requirements = [
+            f"torch=={torch.__version__.split('+')[0]}",
+            f"mlflow=={mlflow.__version__}",
+            f"numpy=={numpy.__version__}",
+            f"pandas=={pandas.__version__}",
+        ]
+        if json.loads(Path(tokenizer_path).read_text(encoding="utf-8"))["kind"] == "hf":
+            import tokenizers
+
+            requirements.append(f"tokenizers=={tokenizers.__version__}")
 
         def log() -> str:
             # The fluent API needs a global URI; set_tracking_uri also exports it to the
@@ -252,19 +269,15 @@ class Tracker:
             previous = mlflow.get_tracking_uri()
             mlflow.set_tracking_uri(self.uri)
             try:
-                with mlflow.start_run(run_id=self.run_id):
-                    # pickle: TinyGPT is plain torch; pt2 would need an export-traceable example.
-                    info = mlflow.pytorch.log_model(
-                        model, name="model", serialization_format="pickle",
-                        pip_requirements=pip_requirements,
-                    )  # fmt: skip
+                with mlflow.start_run(run_id=self.run_id), tempfile.TemporaryDirectory() as tmp:
+                    return log_text_model(model, Path(tokenizer_path), Path(tmp), requirements,
+                                          register_as)  # fmt: skip
             finally:
                 mlflow.set_tracking_uri(previous)
                 if previous_env is None:
                     os.environ.pop("MLFLOW_TRACKING_URI", None)
                 else:
                     os.environ["MLFLOW_TRACKING_URI"] = previous_env
-            return info.model_uri
 
         return self._timed(log)
 

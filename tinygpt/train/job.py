@@ -313,7 +313,7 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         tracker.log_metrics(scalars, trainer.state.step)
         tracker.log_artifact(out / "results.json")
         if t.log_model:
-            uri = tracker.log_model(model, [f"torch=={torch.__version__.split('+')[0]}"])
+            uri = tracker.log_model(model, out / "tokenizer.json", t.register_as)
             tracker.set_tags({"model_uri": uri})
         if t.log_checkpoints:
             for ckpt_path in sorted(out.glob("*.pt")):
