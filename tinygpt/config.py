@@ -306,6 +306,22 @@ class SampleConfig:
     tracking_uri: str | None = None
 
 
+@dataclass
+class EvalConfig:
+    """``tinygpt-eval``: a run's checkpoints on one split of a corpus."""
+
+    run: str = MISSING  # a run directory or an MLflow run id
+    # A corpus node (an option of the data group: data=austen); None: the run's own corpus.
+    data: Any = None
+    split: str = "val"  # train, val or test (the documents' hashed 90/5/5 split)
+    batches: int = 20
+    batch_size: int = 32
+    tracking_uri: str | None = None  # where run ids are looked up and the evaluation goes
+    experiment: str = "tinygpt"
+    log_to_mlflow: bool = True
+    seed: int = 0  # what a data node's ${seed} resolves to (it picks training subsets only)
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
@@ -323,5 +339,6 @@ def register_configs() -> None:
     cs.store(group="seal", name="base_seal", node=SealConfig)
     cs.store(name="base_analyze", node=AnalyzeConfig)
     cs.store(name="base_sample", node=SampleConfig)
+    cs.store(name="base_eval", node=EvalConfig)
     cs.store(group="source", name="base_mlflow", node=MlflowSourceConfig)
     cs.store(group="source", name="base_csv", node=CsvSourceConfig)
