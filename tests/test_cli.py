@@ -21,7 +21,8 @@ def runs_in(cwd: Path, experiment: str = "tinygpt"):
 
 
 def test_tiny_run_is_a_finished_mlflow_run_with_metrics_and_results(tmp_path, cache_dir):
-    proc = tinygpt_cli(*TINY, cwd=tmp_path, cache_dir=cache_dir)
+    proc = tinygpt_cli(*TINY, "tracking.system_metrics_interval=0.2", cwd=tmp_path,
+                       cache_dir=cache_dir)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     results = list(tmp_path.glob("outputs/*/*/results.json"))
     assert len(results) == 1
@@ -40,6 +41,13 @@ def test_tiny_run_is_a_finished_mlflow_run_with_metrics_and_results(tmp_path, ca
     assert {"git_commit", "git_dirty", "torch_version", "seed"} <= tags.keys()
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"results.json", "tokenizer", "hydra"} <= artifacts
+    assert "system/cpu_utilization_percentage" in run.data.metrics
+    assert "system/system_memory_usage_megabytes" in run.data.metrics
+    assert len(client.get_metric_history(run.info.run_id, "val_bpb")) == 2
+    # How to open it: the UI command for this store and the run's own page.
+    exp = run.info.experiment_id
+    assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'}" in proc.stdout
+    assert f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{run.info.run_id}" in proc.stdout
 
 
 def test_two_seed_multirun_gives_two_runs(tmp_path, cache_dir):
@@ -54,6 +62,8 @@ def test_two_seed_multirun_gives_two_runs(tmp_path, cache_dir):
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
     assert sorted(c.data.params["seed"] for c in children) == ["1", "2"]
     assert {c.info.status for c in children} == {"FINISHED"}
+    exp = parents[0].info.experiment_id
+    assert f"#/experiments/{exp}/runs?workflowType=machine_learning" in proc.stdout
 
 
 def test_diverging_run_is_failed_in_mlflow_and_exits_non_zero(tmp_path, cache_dir):

@@ -29,7 +29,7 @@ def _log_to_mlflow(cfg: DictConfig, analysis: Analysis, paths: list[Path]) -> st
 
     sweep_id = analysis.table.attrs.get("sweep_run_id")
     store = Store.connect(cfg.source.uri, cfg.source.experiment, setting="source.uri")
-    name = f"analysis of {analysis.table.attrs.get('source')}"[:250]
+    name = f"analysis of {analysis.table.attrs.get('source_name')}"[:250]
     tracker = Tracker.start(store, name, {"kind": "analysis"}, parent_run_id=sweep_id)
     try:
         tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
@@ -50,6 +50,7 @@ def _log_to_mlflow(cfg: DictConfig, analysis: Analysis, paths: list[Path]) -> st
             tracker.log_artifact(p)
     finally:
         tracker.close("FINISHED")
+    print(f"MLflow run {tracker.run_id}: {tracker.browse_hint()}")
     return tracker.run_id
 
 
@@ -205,8 +206,7 @@ def run(cfg: DictConfig, out: Path) -> None:
     if analysis.holdout is not None:
         print(holdout_report(analysis.holdout))
     if cfg.log_to_mlflow and "sweep_run_id" in table.attrs:
-        run_id = _log_to_mlflow(cfg, analysis, paths)
-        print(f"MLflow run: {run_id}")
+        _log_to_mlflow(cfg, analysis, paths)
     print(f"plots, points.csv and fit.json in {out}")
 
 

@@ -214,6 +214,10 @@ class TrackingConfig:
     log_model: bool = True
     # Also register it in the Model Registry under this name (a new version each run).
     register_as: str | None = None
+    # CPU, memory, disk, network (and GPU where present) as system/* metrics, sampled every
+    # system_metrics_interval seconds by MLflow's monitor thread.
+    system_metrics: bool = True
+    system_metrics_interval: float = 10.0
     # Checkpoints as artifacts too (off: they are big and already in the run directory).
     log_checkpoints: bool = False
 

@@ -32,7 +32,7 @@ def from_mlflow(
     parent_id = None
     if filter:
         runs = store.find_runs(filter)
-        where = f"filter {filter!r}"
+        where = name = f"filter {filter!r}"
     else:
         parents = store.find_runs("tags.sweep = 'true'")
         if sweep:
@@ -52,6 +52,7 @@ def from_mlflow(
             if r.data.tags.get("mlflow.parentRunId") in jobs
         ]  # fmt: skip
         where = f"sweep {parents[0].info.run_name} ({parent_id})"
+        name = parents[0].info.run_name
     runs = [r for r in runs if r.data.tags.get("sweep") != "true"
             and r.data.tags.get("kind") != "analysis"]  # fmt: skip
     if not runs:
@@ -105,6 +106,7 @@ def from_mlflow(
         )
     table.attrs["sweep_run_id"] = parent_id
     table.attrs["source"] = where
+    table.attrs["source_name"] = name  # the sweep's run name: "sweep 2026-12-01/10-00-00"
     table.attrs["kind"] = "adaptation" if adaptation else kind_of(table)
     return table
 

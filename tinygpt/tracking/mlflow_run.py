@@ -7,6 +7,7 @@ model's step, so metrics are buffered and written with ``log_batch`` at flush po
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -286,6 +287,32 @@ class Tracker:
             self._timed(
                 lambda: self.client.log_artifacts(self.run_id, str(directory), artifact_path)
             )
+
+    def monitor_system(self, interval: float, resumed: bool) -> Callable[[], None]:
+        """Start MLflow's system-metrics monitor on this run; returns the function stopping it."""
+        if not self.enabled:
+            return lambda: None
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
+        monitor = SystemMetricsMonitor(self.run_id, sampling_interval=interval,
+                                       resume_logging=resumed, tracking_uri=self.uri)  # fmt: skip
+        monitor.start()
+        return monitor.finish
+
+    def browse_hint(self, sweep: bool = False) -> str:
+        """How to open this run (or, for a sweep's parent, its experiment) in the MLflow UI."""
+        if not self.enabled:
+            return ""
+        exp = with_retry(lambda: self.client.get_run(self.run_id)).info.experiment_id
+        # "Model training" mode: the UI otherwise opens on the GenAI overview, empty for us.
+        page = f"#/experiments/{exp}/runs" + ("?workflowType=machine_learning" if sweep
+                                               else f"/{self.run_id}")  # fmt: skip
+        uri = self.uri or ""
+        if uri.startswith(("http://", "https://")):
+            return f"browse it at {uri.rstrip('/')}/{page}"
+        return (f"browse it: cd {os.getcwd()} && mlflow ui --backend-store-uri {uri}   then "
+                f"http://127.0.0.1:5000/{page}")  # fmt: skip
 
     def close(self, status: str) -> None:
         """Flush and mark the run FINISHED, FAILED or KILLED; never loses buffered metrics."""

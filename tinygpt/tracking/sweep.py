@@ -105,6 +105,7 @@ class MLflowSweepCallback(Callback):
                 file=sys.stderr,
             )
         tracker.close("FAILED" if failed or unfinished else "FINISHED")
+        print(f"sweep {tracker.run_id}: {tracker.browse_hint(sweep=True)}")
 
 
 def launcher_problem(config: DictConfig) -> str | None:

@@ -270,6 +270,11 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         return skipped.result("final_val_loss")
     status, trainer = "FAILED", None
     stops = StopSignals()
+    stop_monitor = (
+        tracker.monitor_system(t.system_metrics_interval, resumed=ckpt is not None)
+        if t.system_metrics
+        else (lambda: None)
+    )
     try:
         data = prepare(cfg.data, cfg.model.context)
         save_tokenizer(data.tokenizer, out / "tokenizer.json")
@@ -340,9 +345,13 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         tracker.set_tags({"error": f"{type(e).__name__}: {e}"[:5000]})
         raise
     finally:
+        stop_monitor()
         stops.restore()
         # The Hydra directory and the log file go with the run whatever its fate.
         tracker.log_artifacts(out / ".hydra", "hydra")
         for log_file in [*out.glob("*.log"), *slurm_logs()]:
             tracker.log_artifact(log_file)
         tracker.close(status)
+        hc = _hydra()
+        if status == "FINISHED" and tracker.enabled and not (hc and hc.mode == RunMode.MULTIRUN):
+            print(f"MLflow run {tracker.run_id}: {tracker.browse_hint()}")
