@@ -77,15 +77,16 @@ def postgres() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def mlflow_server(backend_uri: str, tmp: Path) -> Iterator[str]:
-    """``mlflow server`` on a free loopback port; yields its http URI."""
+def mlflow_server(backend_uri: str, tmp: Path, command: str = "server") -> Iterator[str]:
+    """``mlflow server`` (or ``mlflow ui``, as a user opens a local store: artifacts where the
+    runs wrote them) on a free loopback port; yields its http URI."""
     port = free_port()
-    log = (tmp / f"mlflow-server-{port}.log").open("w")
+    log = (tmp / f"mlflow-{command}-{port}.log").open("w")
+    artifacts = ["--artifacts-destination", str(tmp / "artifacts")] if command == "server" else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
-         "--artifacts-destination", str(tmp / "artifacts"), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [sys.executable, "-m", "mlflow", command, "--backend-store-uri", backend_uri, *artifacts,
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp,
     )  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
     try:

@@ -47,7 +47,8 @@ def test_tiny_run_is_a_finished_mlflow_run_with_metrics_and_results(tmp_path, ca
     # How to open it: the UI command for this store and the run's own page.
     exp = run.info.experiment_id
     assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'}" in proc.stdout
-    assert f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{run.info.run_id}" in proc.stdout
+    page = f"#/experiments/{exp}/runs/{run.info.run_id}?workflowType=machine_learning"
+    assert f"http://127.0.0.1:5000/{page}" in proc.stdout
 
 
 def test_two_seed_multirun_gives_two_runs(tmp_path, cache_dir):

@@ -19,7 +19,7 @@ from tinygpt.scaling.isoflop import IsoflopView, isoflop
 from tinygpt.scaling.laws import FitSettings, Law, fit_law, protocol_warnings
 
 log = logging.getLogger("tinygpt.analyze")
-BASE_COLUMNS = ["run_id", "N", "D", "C", "C_budget", "loss", "seed"]
+BASE_COLUMNS = ["run_id", "N", "D", "C", "C_budget", "loss", "bpb", "seed"]
 
 
 def settings_of(table: pd.DataFrame) -> list[str]:

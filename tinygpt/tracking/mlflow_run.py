@@ -306,8 +306,8 @@ class Tracker:
             return ""
         exp = with_retry(lambda: self.client.get_run(self.run_id)).info.experiment_id
         # "Model training" mode: the UI otherwise opens on the GenAI overview, empty for us.
-        page = f"#/experiments/{exp}/runs" + ("?workflowType=machine_learning" if sweep
-                                               else f"/{self.run_id}")  # fmt: skip
+        page = f"#/experiments/{exp}/runs{'' if sweep else '/' + self.run_id}" \
+            "?workflowType=machine_learning"  # fmt: skip
         uri = self.uri or ""
         if uri.startswith(("http://", "https://")):
             return f"browse it at {uri.rstrip('/')}/{page}"

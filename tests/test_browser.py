@@ -1,0 +1,128 @@
+"""The MLflow UI on our store, in a real headless Chromium: the sweep's runs table with its
+children (opened at the URL a sweep prints), a child's val_loss chart, and the analysis run's
+scaling_N.png. Screenshots go to the test's directory (kept by pytest under its basetemp)."""
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import tinygpt_cli
+from tests.services import mlflow_server
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+# The flags a sandboxed CI machine needs: no GPU, no sandbox, no calls home.
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--window-size=1400,900"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM.exists() and DRIVER.exists()):
+        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium "
+                    "chromium-driver; .ci/run installs them)")  # fmt: skip
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict:
+    """A small sweep and its analysis, as a user would make them; the URL the sweep printed."""
+    cwd = tmp_path_factory.mktemp("ui-store")
+    sweep = tinygpt_cli(
+        "-m", "model=d32,d48,d64", "seed=1", "model.context=32", "training.batch_size=8",
+        "training.max_steps=30", "training.eval_interval=10", "training.eval_batches=2",
+        "tracking.log_model=false", cwd=cwd, cache_dir=cache_dir,
+    )  # fmt: skip
+    assert sweep.returncode == 0, sweep.stderr
+    analysis = tinygpt_cli("fit.bootstrap=50", cwd=cwd, cache_dir=cache_dir,
+                           app="tinygpt.analyze")  # fmt: skip
+    assert analysis.returncode == 0, analysis.stderr
+    page = re.search(r"http://127\.0\.0\.1:5000/(#/experiments/\S+)", sweep.stdout).group(1)
+    analysis_page = re.search(r"http://127\.0\.0\.1:5000/(#/experiments/\S+)",
+                              analysis.stdout).group(1)  # fmt: skip
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tinygpt").experiment_id])
+    return {"cwd": cwd, "page": page, "analysis_page": analysis_page, "runs": runs}
+
+
+def wait_for(driver, find, seconds: float = 90):
+    deadline = time.monotonic() + seconds
+    while True:
+        found = find()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out: {driver.current_url}"
+        time.sleep(0.5)
+
+
+def test_the_ui_shows_the_sweep_its_children_a_chart_and_the_analysis_figure(
+    browser, store, tmp_path
+):
+    from selenium.webdriver.common.by import By
+
+    parent = next(r for r in store["runs"] if r.data.tags.get("sweep") == "true")
+    children = [r for r in store["runs"] if r.data.tags.get("mlflow.parentRunId") ==
+                parent.info.run_id and r.data.tags.get("kind") != "analysis"]  # fmt: skip
+    assert len(children) == 3
+    with mlflow_server(f"sqlite:///{store['cwd'] / 'mlflow.db'}", store["cwd"], "ui") as uri:
+        # 1. The URL the sweep printed opens the runs table, the sweep in it; expand it.
+        browser.get(f"{uri}/{store['page']}")
+        link = wait_for(browser, lambda: browser.find_elements(By.LINK_TEXT, parent.info.run_name))
+        row = link[0].find_element(By.XPATH, "./ancestor::*[@role='row'][1]")
+        row.find_element(
+            By.CSS_SELECTOR, "button[data-component-id*='runnamecellrenderer']"
+        ).click()
+        for child in children:
+            wait_for(browser, lambda c=child: browser.find_elements(
+                By.CSS_SELECTOR, f"[role='row'][row-id='{c.info.run_id}']"))  # fmt: skip
+        assert "Model training" in browser.find_element(By.TAG_NAME, "body").text
+        browser.save_screenshot(str(tmp_path / "1-runs-table.png"))
+
+        # 2. A child's val_loss chart renders (plotly draws it as an svg).
+        exp = parent.info.experiment_id
+        browser.get(f"{uri}/#/experiments/{exp}/runs/{children[0].info.run_id}/model-metrics"
+                    "?workflowType=machine_learning")  # fmt: skip
+        search = wait_for(browser, lambda: browser.find_elements(
+            By.CSS_SELECTOR, "input[placeholder*='Search metric charts']"))  # fmt: skip
+        search[0].send_keys("val_loss")
+        title = wait_for(browser, lambda: [e for e in browser.find_elements(
+            By.XPATH, "//*[normalize-space(text())='val_loss']") if e.is_displayed()])  # fmt: skip
+        card = title[0].find_element(
+            By.XPATH, "./ancestor::*[.//*[contains(@class,'main-svg')]][1]"
+        )
+        assert card.find_elements(By.CSS_SELECTOR, "svg.main-svg")
+        browser.save_screenshot(str(tmp_path / "2-val-loss-chart.png"))
+
+        # 3. The analysis run's scaling_N.png displays in its artifacts.
+        run_page = store["analysis_page"].split("?")[0]
+        browser.get(f"{uri}/{run_page}/artifacts/scaling_N.png?workflowType=machine_learning")
+
+        def shown_images() -> list:
+            imgs = browser.find_elements(By.TAG_NAME, "img")
+            return [
+                i
+                for i in imgs
+                if browser.execute_script("return arguments[0].naturalWidth", i) > 400
+            ]
+
+        assert wait_for(browser, shown_images)
+        browser.save_screenshot(str(tmp_path / "3-analysis-figure.png"))
+    for name in ("1-runs-table.png", "2-val-loss-chart.png", "3-analysis-figure.png"):
+        assert (tmp_path / name).stat().st_size > 20_000
