@@ -34,17 +34,17 @@ class Optimum:
 
 
 def vertex(log_lr: np.ndarray, loss: np.ndarray) -> tuple[float, str | None]:
-    """log2 LR of the minimum of a parabola through the best point and its neighbours (up to two
-    a side). The best grid point itself, with a note, where it sits on the grid's edge or the
-    parabola opens downward."""
+    """log2 LR of the minimum of the parabola through the best point and its two neighbours. The
+    best grid point itself, with a note, where it sits on the grid's edge or the parabola opens
+    downward. (Wider fits are pulled off the optimum: loss rises far more steeply above the best
+    LR than below it.)"""
     order = np.argsort(log_lr)
     x, y = log_lr[order], loss[order]
     best = int(np.argmin(y))
     if best in (0, len(x) - 1):
         side = "smallest" if best == 0 else "largest"
         return float(x[best]), f"best at the grid's {side} LR: extend optimizer.lr that way"
-    lo, hi = max(0, best - 2), min(len(x), best + 3)
-    a, b, _ = np.polyfit(x[lo:hi], y[lo:hi], 2)
+    a, b, _ = np.polyfit(x[best - 1 : best + 2], y[best - 1 : best + 2], 2)
     if a <= 0:
         return float(x[best]), "the parabola opens downward: the best grid point is used"
     return float(np.clip(-b / (2 * a), x[best - 1], x[best + 1])), None
@@ -135,7 +135,11 @@ def plot(table: pd.DataFrame, found: list[Optimum], path: Path) -> Path:
                 if o.ci95:
                     ax.axvspan(*o.ci95, color=colors[w], alpha=0.12, lw=0)
         ax.set_xscale("log", base=2)
-        ax.set(xlabel="peak learning rate (log2 axis)", title=f"parametrization: {name}")
+        seeds = rows.groupby([width, LR])["loss"].size().min()
+        ax.set(
+            xlabel="peak learning rate (log2 axis)",
+            title=f"parametrization: {name} ({seeds} seed{'s' if seeds > 1 else ''} per point)",
+        )
         legend = "dotted: optimum" + (", band: its 95% CI" if any(o.ci95 for o in found) else "")
         ax.legend(fontsize=8, title=legend, title_fontsize=7)
     np.atleast_1d(axes)[0].set_ylabel("final validation loss (mean; bars: seed range)")
