@@ -124,3 +124,27 @@ def test_an_optimum_on_the_grids_edge_is_named_not_extrapolated():
     by = {(o.series, o.width): o for o in lr_transfer.optima(table)}
     assert by[("sp", 256)].lr == 2**-10 and "smallest LR" in by[("sp", 256)].note
     assert by[("mup", 64)].ci95 is None  # one seed: no interval
+
+
+def test_a_mup_base_adapts_with_lora_and_serves_text(make_cfg, tmp_path, cache_dir):
+    from hydra import compose, initialize_config_dir
+
+    from tinygpt.app import config_dir
+    from tinygpt.seal import adapt as seal
+    from tinygpt.serving import Generator
+
+    base_dir = tmp_path / "base"
+    run(make_cfg("model.parametrization=mup", "model.d_model=64", "model.base_width=16",
+                 "model.context=64", "training.max_steps=20"), out_dir=base_dir)  # fmt: skip
+    base, tok, _ = seal.load_base(str(base_dir))
+    assert base.cfg.parametrization == "mup" and base.cfg.width_mult == 4
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=[f"data.cache_dir={cache_dir}", "tracking.enabled=false",
+                                           "seal=lora", f"seal.base={base_dir}"])  # fmt: skip
+    adapted = seal.lora(base, cfg.seal)
+    seq = torch.from_numpy(tok.encode("In the beginning God created the heaven and the earth." * 2))
+    before = seal.continuation_loss(adapted, seal.Passage(seq[:30], seq[30:60]))
+    seal.train_on(adapted, seq[:60], 5, 1e-2, 4, base.cfg.context, 0)
+    assert seal.continuation_loss(adapted, seal.Passage(seq[:30], seq[30:60])) < before
+    text = Generator(base, tok).complete(["And God said"], max_new_tokens=10, seed=1)
+    assert len(text[0]) == 10
