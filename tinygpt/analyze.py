@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -182,7 +183,10 @@ def run(cfg: DictConfig, out: Path) -> None:
         return
     table = with_metric(table, cfg.fit.metric.value)
     settings = {k: v for k, v in cfg.fit.items() if k != "metric"}
-    analysis = analyze(table, FitSettings(**settings))
+    # The grid's far starts overflow by design; the fitter keeps only finite objectives.
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        analysis = analyze(table, FitSettings(**settings))
     paths = write(analysis, out, plots=cfg.plots)
     print(f"{len(analysis.table)} runs from {table.attrs.get('source')}")
     for name, law in analysis.laws.items():
