@@ -12,7 +12,9 @@ has the model's declared requirements, without TinyGPT installed or its run dire
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,16 +109,28 @@ def log_text_model(
     register_as: str | None = None,
 ) -> str:
     """Log the model as a pyfunc into the active MLflow run; returns its model URI."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in logs
+    weights = workdir / "pyfunc_weights.pt"
+    torch.save({"model_config": dict(vars(model.cfg)), "model": model.state_dict()}, weights)
+    # MLflow warns that a Python object is pickled (ours: trusted) and that predict's hints
+    # give no signature (it gets an explicit one); neither is news to a user.
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        info = _log(weights, tokenizer_path, requirements, register_as)
+    weights.unlink()
+    return info.model_uri
+
+
+def _log(weights: Path, tokenizer_path: Path, requirements: list[str],
+         register_as: str | None) -> Any:  # fmt: skip
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in logs
-    weights = workdir / "pyfunc_weights.pt"
-    torch.save({"model_config": dict(vars(model.cfg)), "model": model.state_dict()}, weights)
     example = pd.DataFrame({"prompt": ["In the beginning"]})
     output = pd.DataFrame({"text": ["In the beginning was"], "completion": [" was"]})
-    info = mlflow.pyfunc.log_model(
+    return mlflow.pyfunc.log_model(
         name="model",
         python_model=TextModel(),
         artifacts={"weights": str(weights), "tokenizer": str(tokenizer_path)},
@@ -127,5 +141,3 @@ def log_text_model(
         input_example=(example, {"max_new_tokens": 8}),
         registered_model_name=register_as,
     )
-    weights.unlink()
-    return info.model_uri
