@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,7 +88,8 @@ class TextModel(_PythonModel):
         a = context.artifacts
         self.generator = Generator.from_files(a["weights"], a["tokenizer"])
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    # No type hints: MLflow would try to read a signature from them (it gets an explicit one).
+    def predict(self, context, model_input, params=None):
         import pandas as pd
 
         prompts = [str(p) for p in pd.DataFrame(model_input)["prompt"]]
@@ -112,12 +112,9 @@ def log_text_model(
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in logs
     weights = workdir / "pyfunc_weights.pt"
     torch.save({"model_config": dict(vars(model.cfg)), "model": model.state_dict()}, weights)
-    # MLflow warns that a Python object is pickled (ours: trusted) and that predict's hints
-    # give no signature (it gets an explicit one); neither is news to a user.
+    # MLflow cautions that a Python object is pickled: ours, so trusted; not news to a user.
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        info = _log(weights, tokenizer_path, requirements, register_as)
+    info = _log(weights, tokenizer_path, requirements, register_as)
     weights.unlink()
     return info.model_uri
 
