@@ -74,6 +74,7 @@ def wait_for(driver, find, seconds: float = 90):
 def test_the_ui_shows_the_sweep_its_children_a_chart_and_the_analysis_figure(
     browser, store, tmp_path
 ):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     parent = next(r for r in store["runs"] if r.data.tags.get("sweep") == "true")
@@ -101,12 +102,23 @@ def test_the_ui_shows_the_sweep_its_children_a_chart_and_the_analysis_figure(
         search = wait_for(browser, lambda: browser.find_elements(
             By.CSS_SELECTOR, "input[placeholder*='Search metric charts']"))  # fmt: skip
         search[0].send_keys("val_loss")
-        title = wait_for(browser, lambda: [e for e in browser.find_elements(
-            By.XPATH, "//*[normalize-space(text())='val_loss']") if e.is_displayed()])  # fmt: skip
-        card = title[0].find_element(
-            By.XPATH, "./ancestor::*[.//*[contains(@class,'main-svg')]][1]"
-        )
-        assert card.find_elements(By.CSS_SELECTOR, "svg.main-svg")
+
+        def val_loss_chart() -> list:
+            """The card titled val_loss once plotly has drawn its plot in it (the card: the
+            nearest ancestor of the title holding exactly one plot)."""
+            try:
+                titles = browser.find_elements(By.XPATH, "//*[normalize-space(text())='val_loss']")
+                for title in (t for t in titles if t.is_displayed()):
+                    # ancestors come root first: walk them from the title up
+                    for box in reversed(title.find_elements(By.XPATH, "./ancestor::*")):
+                        if box.find_elements(By.CSS_SELECTOR, ".js-plotly-plot svg.main-svg"):
+                            owners = box.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")
+                            return [box] if len(owners) == 1 else []
+            except StaleElementReferenceException:  # React re-rendered under us: look again
+                pass
+            return []
+
+        wait_for(browser, val_loss_chart)
         browser.save_screenshot(str(tmp_path / "2-val-loss-chart.png"))
 
         # 3. The analysis run's scaling_N.png displays in its artifacts.
