@@ -163,7 +163,7 @@ def test_csv_missing_a_mapped_column_is_one_clear_message(tmp_path, cache_dir):
         cwd=tmp_path, cache_dir=cache_dir, app="tinygpt.analyze",
     )  # fmt: skip
     assert proc.returncode == 2
-    assert "lacks the mapped column(s) N→'params'" in proc.stderr
+    assert "lacks the mapped column(s) two of N→'params', D→'D', C→'C'" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -91,7 +91,10 @@ def test_sigterm_gives_a_killed_run_and_a_usable_checkpoint(tmp_path, cache_dir)
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     log_file, deadline = run_dir / "tinygpt.log", time.time() + 120
-    while time.time() < deadline and not (log_file.exists() and "model:" in log_file.read_text()):
+    # Once training has started (a loaded machine can take seconds to get there from "model:").
+    while time.time() < deadline and not (
+        log_file.exists() and "training:" in log_file.read_text()
+    ):
         time.sleep(0.3)
     time.sleep(2)
     proc.send_signal(signal.SIGTERM)

@@ -400,6 +400,8 @@ class Trainer:
     def fit(self) -> LoopState:
         t, s = self.cfg.training, self.state
         tokens_per_step = self.tokens_per_step
+        log.info("training: steps %d-%d, %s tokens per step", s.step + 1, self.total,
+                 f"{tokens_per_step:,}")  # fmt: skip
         bar = tqdm(
             total=self.total,
             initial=s.step,
