@@ -9,7 +9,6 @@ figure and an MLflow run linked to the source run.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,19 +29,18 @@ RANGES = [
     ("batches", lambda v: v >= 1, "at least 1"),
     ("batch_size", lambda v: v >= 1, "at least 1"),
 ]
-_STEP = re.compile(r"step_(\d+)\.pt$")
 
 
-def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """(step, path) of every step_<N>.pt, and final.pt where its step is not among them."""
+def checkpoints(run_dir: Path) -> list[tuple[int, str, dict[str, Any]]]:
+    """(step, file name, checkpoint) of every step_<N>.pt and final.pt, by step; final.pt only
+    where no step_<N>.pt holds its step. Each file is read once."""
     from tinygpt.train import checkpoint
 
-    found = {int(m.group(1)): p for p in run_dir.glob("step_*.pt") if (m := _STEP.search(p.name))}
-    final = run_dir / "final.pt"
-    if final.exists():
-        step = checkpoint.load(final)["step"]
-        found.setdefault(step, final)
-    return sorted(found.items())
+    found: dict[int, tuple[str, dict[str, Any]]] = {}
+    for path in reversed(checkpoint.candidates(run_dir)):  # step files first, final.pt last
+        ckpt = checkpoint.load(path)
+        found.setdefault(ckpt["step"], (path.name, ckpt))
+    return [(step, name, ckpt) for step, (name, ckpt) in sorted(found.items())]
 
 
 def tokens_of(data_cfg: DictConfig | dict, split: str, tokenizer: Any) -> Any:
@@ -69,7 +67,6 @@ def evaluate_run(cfg: DictConfig, out: Path) -> Any:
     from tinygpt.hardware import Runtime
     from tinygpt.model import GPTConfig, TinyGPT
     from tinygpt.runs import run_directory
-    from tinygpt.train import checkpoint
     from tinygpt.train.job import seed_everything
     from tinygpt.train.loop import EVAL_SEED, evaluate
 
@@ -77,7 +74,7 @@ def evaluate_run(cfg: DictConfig, out: Path) -> Any:
     found = checkpoints(run_dir)
     if not found:
         raise TinyGPTError(f"run={cfg.run}: {run_dir} holds no step_<N>.pt or final.pt")
-    first = checkpoint.load(found[0][1])
+    first = found[0][2]
     train_cfg, model_cfg = first["config"], first["model_config"]
     tok = load_tokenizer(run_dir / "tokenizer.json")
     data_cfg = OmegaConf.to_container(cfg.data, resolve=True) if cfg.data else train_cfg["data"]
@@ -97,11 +94,11 @@ def evaluate_run(cfg: DictConfig, out: Path) -> Any:
     model = TinyGPT(GPTConfig(**model_cfg))
     rows = [{"step": 0, "checkpoint": "(initialisation)",
              **evaluate(model, windows, cfg.batch_size, runtime, token_bytes)}]  # fmt: skip
-    for step, path in found:
-        model.load_state_dict(checkpoint.load(path)["model"])
+    for step, name, ckpt in found:
+        model.load_state_dict(ckpt["model"])
         ev = evaluate(model, windows, cfg.batch_size, runtime, token_bytes)
-        rows.append({"step": step, "checkpoint": path.name, **ev})
-        log.info("%s (step %d): loss %.4f, bpb %.4f", path.name, step, ev["loss"], ev["bpb"])
+        rows.append({"step": step, "checkpoint": name, **ev})
+        log.info("%s (step %d): loss %.4f, bpb %.4f", name, step, ev["loss"], ev["bpb"])
     table = pd.DataFrame(rows)
     table.insert(1, "tokens", table["step"] * per_step)
     out.mkdir(parents=True, exist_ok=True)

@@ -140,6 +140,13 @@ class TinyGPT(nn.Module):
             if name.endswith("proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=hidden_std / math.sqrt(2 * cfg.n_layers))
 
+    @classmethod
+    def from_checkpoint(cls, ckpt: Mapping[str, Any]) -> TinyGPT:
+        """The model a checkpoint holds (``model_config`` and ``model`` state), in eval mode."""
+        model = cls(GPTConfig(**ckpt["model_config"]))
+        model.load_state_dict(ckpt["model"])
+        return model.eval()
+
     def hidden_matrices(self) -> list[nn.Parameter]:
         """μP's "matrix-like" parameters (both dimensions grow with width): every Linear weight
         but the readout, which is the input embedding (one dimension fixed by the vocabulary)."""

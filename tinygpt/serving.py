@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from tinygpt.data.tokenizers import DOC_SEPARATOR, Tokenizer, load_tokenizer
-from tinygpt.model import GPTConfig, TinyGPT
+from tinygpt.model import TinyGPT
 
 # Sampling settings and their defaults: the pyfunc's params schema and tinygpt-sample's config.
 DEFAULTS: dict[str, Any] = {"max_new_tokens": 64, "temperature": 1.0, "top_k": 0, "seed": 0}
@@ -35,9 +35,7 @@ class Generator:
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any], tokenizer: str | Path) -> Generator:
         """From a loaded checkpoint (``final.pt``, ``step_N.pt``, the pyfunc's weights file)."""
-        model = TinyGPT(GPTConfig(**ckpt["model_config"]))
-        model.load_state_dict(ckpt["model"])
-        return cls(model.eval(), load_tokenizer(tokenizer))
+        return cls(TinyGPT.from_checkpoint(ckpt), load_tokenizer(tokenizer))
 
     @classmethod
     def from_files(cls, weights: str | Path, tokenizer: str | Path) -> Generator:

@@ -25,7 +25,7 @@ from tinygpt.config import Policy
 from tinygpt.data.dataset import BatchSampler, prepare, split_documents
 from tinygpt.data.tokenizers import Tokenizer, load_tokenizer
 from tinygpt.errors import TinyGPTError, instantiate
-from tinygpt.model import GPTConfig, TinyGPT
+from tinygpt.model import TinyGPT
 from tinygpt.runs import run_directory
 from tinygpt.train import checkpoint
 
@@ -66,11 +66,8 @@ def load_base(
     if not path.exists():
         raise TinyGPTError(f"seal.base: {path} does not exist: train the base model to the end")
     ckpt = checkpoint.load(path)
-    model = TinyGPT(GPTConfig(**ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
-    tok_path = run_dir / "tokenizer.json"
-    tok = load_tokenizer(tok_path)
-    return model.eval(), tok, ckpt.get("config", {})
+    tok = load_tokenizer(run_dir / "tokenizer.json")
+    return TinyGPT.from_checkpoint(ckpt), tok, ckpt.get("config", {})
 
 
 def passages(cfg: DictConfig, tok: Tokenizer, context: int) -> list[Passage]:
