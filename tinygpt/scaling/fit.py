@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 HUBER_DELTA = 1e-3
+GRID_FTOL = 1e-9  # see fit()
 
 
 @dataclass(frozen=True)
@@ -199,28 +200,36 @@ class FitResult:
 def fit(problem: Problem, starts: np.ndarray | None = None) -> FitResult:
     """Best optimum over the start grid (all starts solved together)."""
     starts = grid_starts(problem.k, problem.with_e) if starts is None else starts
-    theta, f, iters = batched_bfgs(problem, starts)
+    # Hundreds of starts creep along flat valleys (some at the optimum already) for the whole
+    # iteration cap under the strict tolerance: the grid stops a row at a relative decrease of
+    # 1e-9 and only the best row is polished to the strict one. Same optimum (objective within
+    # 2e-15, θ within 1e-7 on the Chinchilla data and a 40-run main-job-sized table) in 53-69 %
+    # of the time.
+    theta, f, iters = batched_bfgs(problem, starts, ftol=GRID_FTOL)
     best = int(np.nanargmin(f))
-    return FitResult(theta[best], float(f[best]), len(starts), int(iters.max()))
+    polished, f_best, more = batched_bfgs(problem, theta[best][None])
+    return FitResult(polished[0], float(f_best[0]), len(starts), int(iters.max() + more[0]))
 
 
 def fit_l1(problem: Problem, theta0: np.ndarray) -> FitResult:
-    """Least absolute deviation of r (the replication's point estimate), from the Huber optimum."""
-    from scipy.optimize import minimize
+    """Least absolute deviation of r (the replication's point estimate), from the Huber optimum.
 
+    Huber_δ(r)/δ tends to |r| as δ → 0, so the L1 optimum is followed down a ladder of shrinking
+    δ, each rung a batched-BFGS solve warm-started at the last. On the Chinchilla data this lands
+    on the published L1 estimate (tests/test_scaling.py) at a lower L1 objective than 3 restarts
+    of Nelder–Mead reached, in a sixth of the time; the best iterate by L1 objective is kept.
+    """
     l1 = Problem(problem.log_x, problem.log_y, problem.with_e, problem.delta, loss="l1")
-
-    def objective(th: np.ndarray) -> float:
-        return float(l1.value_and_grad(th[None])[0][0])
-
-    best = np.asarray(theta0, dtype=np.float64)
-    for _ in range(3):  # restarts shake Nelder–Mead out of a collapsed simplex
-        res = minimize(
-            objective, best, method="Nelder-Mead",
-            options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 20000, "adaptive": True},
-        )  # fmt: skip
-        best = res.x
-    return FitResult(best, objective(best), 1, int(res.nit))
+    theta = np.asarray(theta0, dtype=np.float64)[None]
+    best, best_f, iterations = theta[0], float(l1.value_and_grad(theta)[0][0]), 0
+    for delta in problem.delta * np.logspace(-1, -5, 5):
+        rung = Problem(problem.log_x, problem.log_y, problem.with_e, float(delta))
+        theta, _, iters = batched_bfgs(rung, theta)
+        iterations += int(iters[0])
+        f = float(l1.value_and_grad(theta)[0][0])
+        if f < best_f:
+            best, best_f = theta[0], f
+    return FitResult(best, best_f, 1, iterations)
 
 
 def bootstrap(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tinygpt.errors import TinyGPTError
+from tinygpt.timing import clock
 
 T = TypeVar("T")
 MAX_PARAMS_PER_BATCH = 100
@@ -192,10 +193,11 @@ class Tracker:
             run_id = run.info.run_id
         return cls(client, run_id, store.uri)
 
-    def _timed(self, fn: Callable[[], T]) -> T:
+    def _timed(self, fn: Callable[[], T], phase: str = "tracking") -> T:
         t0 = time.perf_counter()
         try:
-            return with_retry(fn)
+            with clock.phase(phase):
+                return with_retry(fn)
         finally:
             self.seconds += time.perf_counter() - t0
 
@@ -280,7 +282,7 @@ class Tracker:
                 else:
                     os.environ["MLFLOW_TRACKING_URI"] = previous_env
 
-        return self._timed(log)
+        return self._timed(log, phase="model logging")
 
     def log_artifacts(self, directory: str | Path, artifact_path: str | None = None) -> None:
         if self.enabled and Path(directory).is_dir():

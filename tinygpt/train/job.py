@@ -22,6 +22,7 @@ from tinygpt.data.dataset import TokenData, prepare
 from tinygpt.data.tokenizers import save_tokenizer
 from tinygpt.errors import TinyGPTError
 from tinygpt.model import GPTConfig, TinyGPT
+from tinygpt.timing import clock
 from tinygpt.tracking.mlflow_run import Store, Tracker, flatten, with_retry
 from tinygpt.tracking.sweep import config_hash, parent_run_id
 from tinygpt.tracking.sysinfo import slurm_logs, slurm_tags, system_tags
@@ -151,6 +152,13 @@ def branch_summary(trainer: Trainer, test_loss: float) -> dict[str, Any]:
     }
 
 
+def record_timing(out: Path) -> None:
+    """The job's wall time by phase, to the log and ``timing.json`` (benchmarks/main_job.py)."""
+    log.info("time: %s", clock.summary())
+    timing = {"total_seconds": clock.total(), "seconds": clock.seconds}
+    (out / "timing.json").write_text(json.dumps(timing, indent=2))
+
+
 def _hydra() -> Any:
     return HydraConfig.get() if HydraConfig.initialized() else None
 
@@ -250,6 +258,7 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
 
     ``out_dir`` defaults to Hydra's run directory; pass one to call this outside a Hydra app.
     """
+    clock.reset("start-up")
     check_config(cfg)
     # IsoFLOP: this model's token budget(s) from compute budgets (token budget -> C).
     compute = apply_compute_budgets(cfg) if cfg.isoflop.budgets else {}
@@ -303,7 +312,9 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
                 }
             )
             tracker.log_artifact(data.tokenizer_path, "tokenizer")
+        clock.switch("training")
         trainer.fit()
+        clock.switch("finish")
         results = results_of(trainer, data, cfg)
         (out / "results.json").write_text(json.dumps(results, indent=2))
         scalars = {
@@ -352,6 +363,7 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         for log_file in [*out.glob("*.log"), *slurm_logs()]:
             tracker.log_artifact(log_file)
         tracker.close(status)
+        record_timing(out)
         hc = _hydra()
         if status == "FINISHED" and tracker.enabled and not (hc and hc.mode == RunMode.MULTIRUN):
             print(f"MLflow run {tracker.run_id}: {tracker.browse_hint()}")

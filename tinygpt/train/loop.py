@@ -30,6 +30,7 @@ from tinygpt.data.dataset import BatchSampler, DeviceBatches, TokenData
 from tinygpt.errors import TinyGPTError
 from tinygpt.hardware import Runtime
 from tinygpt.model import TinyGPT
+from tinygpt.timing import clock
 from tinygpt.tracking.mlflow_run import Tracker
 from tinygpt.train import checkpoint
 from tinygpt.train.mfu import device_peak, mfu
@@ -247,7 +248,8 @@ class Trainer:
         # this checkpoint, and what it buffered after it is logged again, identically.
         self.tracker.flush()
         path = self.out_dir / name
-        checkpoint.save(path, self.payload())
+        with clock.phase("checkpoints"):
+            checkpoint.save(path, self.payload())
         return path
 
     def restore(self, ckpt: dict[str, Any]) -> None:
@@ -384,7 +386,8 @@ class Trainer:
     def evaluate_on(self, windows: torch.Tensor) -> dict[str, float]:
         """Loss, perplexity, accuracy and bits per byte on ``windows``."""
         bs = self.cfg.training.batch_size
-        return evaluate(self.model, windows, bs, self.runtime, self.token_bytes)
+        with clock.phase("evaluation"):
+            return evaluate(self.model, windows, bs, self.runtime, self.token_bytes)
 
     def _evaluate(self) -> dict[str, float]:
         s = self.state
