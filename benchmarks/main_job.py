@@ -50,10 +50,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("overrides", nargs="*", help="extra overrides for the sweep")
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/main_job.json"))
+    ap.add_argument("--keep", type=Path, help="an empty directory to keep the sweep and store in")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = Path(tmp) if args.keep is None else args.keep.resolve()
+        work.mkdir(parents=True, exist_ok=True)
         store = f"sqlite:///{work / 'mlflow.db'}"
         sweep = [str(BIN / "tinygpt"), "-m", "experiment=scaling", f"tracking.uri={store}",
                  f"hydra.sweep.dir={work / 'sweep'}", *args.overrides]  # fmt: skip

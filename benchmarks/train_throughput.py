@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -26,9 +25,9 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from tinygpt.app import config_dir
-from tinygpt.hardware import resolve
+from tinygpt.hardware import cpu_bf16_units, cpu_name, resolve
 from tinygpt.train.job import build_model, run
-from tinygpt.train.mfu import device_peak, palm_flops_per_token
+from tinygpt.train.mfu import device_peak
 from tinygpt.train.optim import build_optimizer
 
 
@@ -87,7 +86,7 @@ def bare_loop(cfg, compile_: bool, steps: int, warmup: int):
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
-    flops = (model.flops_per_token(), palm_flops_per_token(model))
+    flops = (model.flops_per_token(), model.palm_flops_per_token())
     return steps * b * t / dt, peak, flops
 
 
@@ -115,8 +114,14 @@ def main() -> None:
     rows = []
     header = (f"{'preset':8s}{'compile':>8s}{'prec':>6s}{'bare tok/s':>13s}{'full tok/s':>13s}"
               f"{'full/bare':>10s}{'step ms':>9s}{'peak MiB':>10s}"
-              f"{'MFU':>7s}{'causal':>8s}")  # fmt: skip
+              f"{'MFU':>7s}{'causal':>8s}{'vs fp32':>9s}")  # fmt: skip
+    units = cpu_bf16_units()
+    print(
+        f"CPU: {cpu_name()}, native bf16: "
+        f"{', '.join(units) or 'none (emulated)'}; torch threads {torch.get_num_threads()}"
+    )
     print(header, flush=True)
+    fp32_tps: dict[tuple[str, bool], float] = {}
     for preset in args.presets:
         for compile_ in compiles:
             for precision in args.precision:
@@ -145,7 +150,7 @@ def main() -> None:
                     "preset": preset, "compile": compile_, "precision": precision,
                     "device": str(device),
                     "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
-                    else platform.processor() or platform.machine(),
+                    else cpu_name(),
                     "batch_size": args.batch_size, "context": cfg.model.context,
                     "bare_tokens_per_sec": bare_tps, "full_tokens_per_sec": full_tps,
                     "full_over_bare": full_tps / bare_tps if full_tps else None,
@@ -155,6 +160,10 @@ def main() -> None:
                     "attention": str(cfg.hardware.attention),
                     "compile_mode": cfg.hardware.compile_mode,
                 }  # fmt: skip
+                if precision == "fp32":
+                    fp32_tps[preset, compile_] = bare_tps
+                ref = fp32_tps.get((preset, compile_))
+                row["bare_over_fp32"] = bare_tps / ref if ref else None
                 rows.append(row)
                 ratio = f"{row['full_over_bare']:.3f}" if full_tps else "-"
                 print(
@@ -162,11 +171,13 @@ def main() -> None:
                     f"{(f'{full_tps:,.0f}' if full_tps else '-'):>13s}{ratio:>10s}"
                     f"{step_s * 1e3:9.1f}"
                     f"{(peak or 0):10.0f}{(f'{mfu:.1%}' if mfu else '-'):>7s}"
-                    f"{(f'{mfu_causal:.1%}' if mfu_causal else '-'):>8s}",
+                    f"{(f'{mfu_causal:.1%}' if mfu_causal else '-'):>8s}"
+                    f"{(f'{bare_tps / ref:.2f}x' if ref else '-'):>9s}",
                     flush=True,
                 )
     meta = {"torch": torch.__version__, "python": sys.version.split()[0],
-            "threads": torch.get_num_threads(), "argv": sys.argv[1:]}  # fmt: skip
+            "threads": torch.get_num_threads(), "argv": sys.argv[1:],
+            "cpu_bf16_units": units}  # fmt: skip
     Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
 
 

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from tinygpt.errors import TinyGPTError
 from tinygpt.model import GPTConfig, TinyGPT
 
 
@@ -45,7 +46,7 @@ def test_parameter_and_flop_formulas_match_the_module(d, layers, bias):
 
 
 def test_bad_head_count_is_rejected_before_building():
-    with pytest.raises(ValueError, match="not divisible"):
+    with pytest.raises(TinyGPTError, match=r"not divisible.*choose n_heads from \[1, 2, 3, 5"):
         GPTConfig(vocab_size=10, d_model=30, n_heads=4)
 
 

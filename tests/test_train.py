@@ -10,7 +10,7 @@ from tinygpt.hardware import Runtime
 from tinygpt.model import GPTConfig, TinyGPT
 from tinygpt.train import checkpoint, loop
 from tinygpt.train.job import run
-from tinygpt.train.mfu import mfu, palm_flops_per_token, peak_flops
+from tinygpt.train.mfu import mfu, peak_flops
 from tinygpt.train.optim import param_groups
 
 
@@ -158,8 +158,8 @@ def test_peak_rates_and_palm_flops():
     assert peak_flops("Some Future GPU", "bf16") is None
     model = TinyGPT(GPTConfig(vocab_size=100, d_model=64, n_layers=2, n_heads=4, context=32))
     n = model.num_non_embedding_parameters()
-    assert palm_flops_per_token(model) == 6 * (n + 100 * 64) + 12 * 2 * 64 * 32
-    assert palm_flops_per_token(model) > model.flops_per_token()
+    assert model.palm_flops_per_token() == 6 * (n + 100 * 64) + 12 * 2 * 64 * 32
+    assert model.palm_flops_per_token() > model.flops_per_token()
     assert mfu(model, 1e6, None) is None
 
 
@@ -171,7 +171,7 @@ def test_mfu_is_logged_where_the_peak_is_known(make_cfg, tmp_path, monkeypatch):
     run(make_cfg("hardware=cpu"), out_dir=tmp_path / "peak")
     res = json.loads((tmp_path / "peak" / "results.json").read_text())
     model = TinyGPT(GPTConfig(**checkpoint.load(tmp_path / "peak" / "final.pt")["model_config"]))
-    expected = palm_flops_per_token(model) * res["steady_tokens_per_sec"] / 1e12
+    expected = model.palm_flops_per_token() * res["steady_tokens_per_sec"] / 1e12
     assert res["mfu"] == pytest.approx(expected)
 
 

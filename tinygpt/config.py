@@ -22,6 +22,10 @@ class Parametrization(str, Enum):
 
 @dataclass
 class ModelConfig:
+    """``tinygpt.model.GPTConfig``'s fields, typed for compose time; the job instantiates it
+    with the tokenizer's vocabulary and builds ``TinyGPT`` from it."""
+
+    _target_: str = "tinygpt.model.GPTConfig"
     d_model: int = MISSING
     n_layers: int = MISSING
     n_heads: int = MISSING
@@ -154,7 +158,7 @@ class SealConfig:
     # The second domain: any corpus node (``_target_`` returning documents).
     target: Any = None
     passages: int = 8
-    passage_tokens: int = 256
+    passage_tokens: int = 128
     context_fraction: float = 0.5  # the rest of each passage is held out
     policy: Policy = Policy.passage
     k: int = 1  # self-edits per passage
@@ -254,15 +258,15 @@ class MlflowSourceConfig:
     filter: str | None = None
 
 
+CSV_COLUMNS = {"N": "N", "D": "D", "C": "C", "loss": "loss", "seed": None, "group": None}
+
+
 @dataclass
 class CsvSourceConfig:
     _target_: str = "tinygpt.scaling.sources.from_csv"
     path: str = MISSING
     # Our names -> the CSV's column names; two of N, D, C suffice (the third from C = 6ND).
-    columns: dict[str, Any] = field(
-        default_factory=lambda: {"N": "N", "D": "D", "C": "C", "loss": "loss", "seed": None,
-                                 "group": None}
-    )  # fmt: skip
+    columns: dict[str, Any] = field(default_factory=lambda: dict(CSV_COLUMNS))
     drop_highest: int = 0
 
 
@@ -272,9 +276,10 @@ class Metric(str, Enum):
 
 
 @dataclass
-class FitConfig:
-    # What the laws are fitted to: the final validation loss, or its bits per byte.
-    metric: Metric = Metric.val_loss
+class FitSettings:
+    """How ``tinygpt.scaling.laws`` fits: the Huber δ, bootstrap resamples and their seed, the
+    L1 point estimate beside the Huber one, and the holdout check."""
+
     delta: float = 1e-3
     bootstrap: int = 1000
     bootstrap_seed: int = 0
@@ -282,6 +287,12 @@ class FitConfig:
     # Runs left out of a second fit and predicted by it: none, largest (model) or
     # compute_above:<FLOPs>.
     holdout: str = "largest"
+
+
+@dataclass
+class FitConfig(FitSettings):
+    # What the laws are fitted to: the final validation loss, or its bits per byte.
+    metric: Metric = Metric.val_loss
 
 
 @dataclass

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +15,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from tinygpt.config import Attention, Device, Precision
 from tinygpt.errors import TinyGPTError
+
+log = logging.getLogger("tinygpt")
 
 _BACKENDS = {
     Attention.flash: SDPBackend.FLASH_ATTENTION,
@@ -59,6 +63,22 @@ class Runtime:
         return stack
 
 
+def _cpu_caps() -> dict:
+    return dict(torch.cpu.get_capabilities()) if hasattr(torch.cpu, "get_capabilities") else {}
+
+
+def cpu_name() -> str:
+    """The CPU's model name ("AMD EPYC", "Intel(R) Xeon(R) Platinum 8481C"), as cpuinfo reads it."""
+    return _cpu_caps().get("cpu_name") or platform.processor() or platform.machine()
+
+
+def cpu_bf16_units() -> list[str]:
+    """The CPU's native bf16 instructions (AMX tiles, AVX512-BF16, Arm's BF16); empty where bf16
+    is emulated in fp32 units, as on AVX2-only CPUs."""
+    caps = _cpu_caps()
+    return [n for n in ("amx_bf16", "avx512_bf16", "bf16", "sve_bf16") if caps.get(n)]
+
+
 def _mps_available() -> bool:
     return hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
 
@@ -85,6 +105,13 @@ def resolve(cfg: DictConfig) -> Runtime:
     precision = Precision(cfg.precision)
     if precision is Precision.auto:
         precision = Precision.bf16 if device is Device.cuda else Precision.fp32
+    if device is Device.cpu and precision is Precision.bf16 and not cpu_bf16_units():
+        log.warning(
+            "hardware.precision=bf16 on a CPU without native bf16 (%s: no AMX or AVX512-BF16) is "
+            "emulated and slow (0.06x fp32 for d128 on an AVX2-only AMD EPYC, "
+            "benchmarks/RESULTS.md): hardware.precision=fp32 is faster here",
+            cpu_name(),
+        )
     if device is Device.cuda:
         torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
         torch.backends.cudnn.allow_tf32 = cfg.tf32

@@ -15,7 +15,6 @@ SP exactly, so an LR tuned there under SP is the μP LR for every width.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,9 +24,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from tinygpt.errors import TinyGPTError
+
 
 @dataclass
 class GPTConfig:
+    """The model's shape: what ``conf/model/<option>.yaml`` builds (its ``_target_``), the
+    vocabulary filled in from the tokenizer."""
+
     vocab_size: int
     d_model: int = 128
     n_layers: int = 4
@@ -38,19 +42,22 @@ class GPTConfig:
     parametrization: str = "sp"  # "sp" or "mup"
     base_width: int = 32  # the width at which μP equals SP
 
-    def __post_init__(self) -> None:
-        if self.d_model % self.n_heads:
-            raise ValueError(
-                f"model.d_model={self.d_model} is not divisible by model.n_heads={self.n_heads}"
-            )
-
     @classmethod
     def from_node(cls, node: Mapping[str, Any], vocab_size: int) -> GPTConfig:
-        """From a composed ``model`` node (``conf/model/``); the vocabulary from the tokenizer,
-        or the node's ``vocab_size`` where that forces a larger table."""
-        fields = {f.name for f in dataclasses.fields(cls)} - {"vocab_size"}
-        values = {k: getattr(v, "value", v) for k, v in node.items() if k in fields}  # enums
-        return cls(vocab_size=max(vocab_size, node.get("vocab_size") or 0), **values)
+        """The composed ``model`` node instantiated (its ``_target_`` is this class), with the
+        tokenizer's vocabulary, or the node's ``vocab_size`` where that forces a larger table."""
+        from tinygpt.errors import instantiate
+
+        return instantiate(node, vocab_size=max(vocab_size, node.get("vocab_size") or 0))
+
+    def __post_init__(self) -> None:
+        self.parametrization = getattr(self.parametrization, "value", self.parametrization)
+        if self.d_model % self.n_heads:
+            heads = [h for h in range(1, min(self.d_model, 32) + 1) if self.d_model % h == 0]
+            raise TinyGPTError(
+                f"model.d_model={self.d_model} is not divisible by model.n_heads="
+                f"{self.n_heads}: choose n_heads from {heads}"
+            )
 
     @property
     def width_mult(self) -> float:
@@ -184,9 +191,18 @@ class TinyGPT(nn.Module):
         return self.num_parameters() - self.wte.weight.numel() - self.wpe.weight.numel()
 
     def flops_per_token(self) -> int:
-        """Training FLOPs per token: 6N for forward+backward, plus attention over the context."""
+        """Training FLOPs per token, the C = 6ND of scaling laws: 6N for forward+backward, plus
+        the attention scores over the causal half of the context (Kaplan et al.'s 6·n·T·d)."""
         c = self.cfg
         return 6 * self.num_non_embedding_parameters() + 6 * c.n_layers * c.context * c.d_model
+
+    def palm_flops_per_token(self) -> int:
+        """Training FLOPs per token as MFU counts them (PaLM, Chowdhery et al. 2022, App. B): the
+        readout matmul included (the embedding lookup is free) and attention over the full
+        context, 12·n·T·d, as nanoGPT's ``estimate_mfu``."""
+        c = self.cfg
+        n = self.num_non_embedding_parameters() + c.vocab_size * c.d_model
+        return 6 * n + 12 * c.n_layers * c.d_model * c.context
 
     @torch.no_grad()
     def generate(

@@ -8,19 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tinygpt.config import FitSettings
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.fit import HUBER_DELTA, Problem, bootstrap, fit, fit_l1
-
-
-@dataclass
-class FitSettings:
-    delta: float = HUBER_DELTA
-    bootstrap: int = 1000
-    bootstrap_seed: int = 0
-    l1: bool = True
-    # Runs held out of a second fit and predicted by it: none, largest (the largest model) or
-    # compute_above:<C> (every run with C above that many FLOPs).
-    holdout: str = "largest"
+from tinygpt.scaling.fit import Problem, bootstrap, fit, fit_l1
 
 
 @dataclass

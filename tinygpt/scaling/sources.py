@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tinygpt.config import CSV_COLUMNS
 from tinygpt.errors import TinyGPTError
 from tinygpt.tracking.mlflow_run import Store
 
@@ -183,8 +184,7 @@ def from_csv(
     if not p.is_file():
         raise TinyGPTError(f"source.path={path}: no such CSV file")
     raw = pd.read_csv(p)
-    cols = {"N": "N", "D": "D", "C": "C", "loss": "loss", "seed": None, "group": None}
-    cols.update(columns or {})
+    cols = {**CSV_COLUMNS, **(columns or {})}
     has = {k: bool(v) and v in raw.columns for k, v in cols.items()}
     missing = [f"{k}→{cols[k]!r}" for k in ("loss", "seed", "group") if cols[k] and not has[k]]
     if sum(has[k] for k in ("N", "D", "C")) < 2:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from tinygpt.hardware import cpu_bf16_units, cpu_name
+
 
 def _git(*args: str, cwd: Path) -> str | None:
     try:
@@ -32,15 +34,13 @@ def git_info(start: Path | None = None) -> dict[str, str]:
 
 
 def system_tags(device: torch.device) -> dict[str, str]:
-    if device.type == "cuda":
-        device_name = torch.cuda.get_device_name(device)
-    else:
-        device_name = platform.processor() or platform.machine()
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return {
         "host": socket.gethostname(),
         "device": device.type,
         "device_name": device_name,
         "cpu_count": str(os.cpu_count()),
+        "cpu_bf16": ",".join(cpu_bf16_units()) or "none",
         "torch_version": torch.__version__,
         "cuda_version": str(torch.version.cuda),
         "python_version": platform.python_version(),

@@ -20,7 +20,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from tinygpt import hardware
 from tinygpt.data.dataset import TokenData, prepare
 from tinygpt.data.tokenizers import save_tokenizer
-from tinygpt.errors import TinyGPTError
 from tinygpt.model import GPTConfig, TinyGPT
 from tinygpt.timing import clock
 from tinygpt.tracking.mlflow_run import Store, Tracker, flatten, with_retry
@@ -49,13 +48,7 @@ def seed_everything(seed: int) -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    m = cfg.model
-    if m.d_model % m.n_heads:
-        divisors = [h for h in range(1, min(m.d_model, 32) + 1) if m.d_model % h == 0]
-        raise TinyGPTError(
-            f"model.d_model={m.d_model} is not divisible by model.n_heads={m.n_heads}: "
-            f"choose n_heads from {divisors}"
-        )
+    GPTConfig.from_node(cfg.model, 1)  # the model's own checks, before the data is prepared
     if cfg.training.budgets:
         budgets(cfg)  # checks them: positive, distinct, branching after the warmup, WSD
         # The job's own run is the largest budget: record it as the run's token budget.

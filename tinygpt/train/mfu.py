@@ -39,13 +39,7 @@ def device_peak(device: torch.device, precision: str) -> float | None:
     return peak_flops(torch.cuda.get_device_name(device), precision)
 
 
-def palm_flops_per_token(model: TinyGPT) -> int:
-    c = model.cfg
-    n = model.num_non_embedding_parameters() + c.vocab_size * c.d_model
-    return 6 * n + 12 * c.n_layers * c.d_model * c.context
-
-
 def mfu(model: TinyGPT, tokens_per_sec: float | None, peak: float | None) -> float | None:
     if not (peak and tokens_per_sec):
         return None
-    return palm_flops_per_token(model) * tokens_per_sec / peak
+    return model.palm_flops_per_token() * tokens_per_sec / peak
