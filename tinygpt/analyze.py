@@ -17,7 +17,7 @@ from tinygpt.app import config_dir
 from tinygpt.config import register_configs
 from tinygpt.errors import TinyGPTError, instantiate
 from tinygpt.scaling.holdout import Holdout
-from tinygpt.scaling.laws import Law, compute_optimal_at
+from tinygpt.scaling.laws import FitSettings, Law, compute_optimal_at
 from tinygpt.scaling.report import Analysis
 from tinygpt.validation import check_analyze
 
@@ -157,30 +157,32 @@ def with_metric(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     return out
 
 
-def run(cfg: DictConfig, out: Path) -> None:
-    from tinygpt.scaling.laws import FitSettings
+def lr_transfer_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
+    """An LR sweep across widths: each width's optimum and how far it drifts."""
+    from tinygpt.scaling import lr_transfer
+
+    paths, text = lr_transfer.write(table, out, plots=cfg.plots)
+    print(f"{len(table)} runs from {table.attrs.get('source')}")
+    print(text)
+    print(f"{', '.join(p.name for p in paths)} in {out}")
+
+
+def adaptation_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
+    """Seal runs: the improvement per setting and its power-law fits."""
+    from tinygpt.scaling import adaptation
+
+    paths, report = adaptation.write(table, out)
+    print(f"{len(table)} seal runs from {table.attrs.get('source')}")
+    for name, law in report["fits"].items():
+        if law:
+            print(f"  improvement, {name}: {law['a']:.4g} · x^{law['b']:.3f}")
+    print(f"{', '.join(p.name for p in paths)} in {out}")
+
+
+def scaling_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
+    """A scaling study: every law with CIs, the allocation, the IsoFLOP view, the holdout."""
     from tinygpt.scaling.report import analyze, write
 
-    check_analyze(cfg)
-    table = instantiate(cfg.source)
-    if table.attrs.get("kind") == "lr_transfer":
-        from tinygpt.scaling import lr_transfer
-
-        paths, text = lr_transfer.write(table, out, plots=cfg.plots)
-        print(f"{len(table)} runs from {table.attrs.get('source')}")
-        print(text)
-        print(f"{', '.join(p.name for p in paths)} in {out}")
-        return
-    if table.attrs.get("kind") == "adaptation":
-        from tinygpt.scaling import adaptation
-
-        paths, report = adaptation.write(table, out)
-        print(f"{len(table)} seal runs from {table.attrs.get('source')}")
-        for name, law in report["fits"].items():
-            if law:
-                print(f"  improvement, {name}: {law['a']:.4g} · x^{law['b']:.3f}")
-        print(f"{', '.join(p.name for p in paths)} in {out}")
-        return
     table = with_metric(table, cfg.fit.metric.value)
     settings = {k: v for k, v in cfg.fit.items() if k != "metric"}
     # The grid's far starts overflow by design; the fitter keeps only finite objectives.
@@ -212,6 +214,16 @@ def run(cfg: DictConfig, out: Path) -> None:
     if cfg.log_to_mlflow and "sweep_run_id" in table.attrs:
         _log_to_mlflow(cfg, analysis, paths)
     print(f"plots, points.csv and fit.json in {out}")
+
+
+# The source labels its table with the study it holds (``table.attrs["kind"]``).
+VIEWS = {"scaling": scaling_view, "lr_transfer": lr_transfer_view, "adaptation": adaptation_view}
+
+
+def run(cfg: DictConfig, out: Path) -> None:
+    check_analyze(cfg)
+    table = instantiate(cfg.source)
+    VIEWS[table.attrs.get("kind", "scaling")](table, cfg, out)
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="analyze")

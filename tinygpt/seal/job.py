@@ -9,8 +9,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from tinygpt import hardware
 from tinygpt.seal.adapt import adapt
+from tinygpt.tracking.job_run import open_job_run, output_dir
 from tinygpt.tracking.mlflow_run import flatten
-from tinygpt.train.job import open_tracking, output_dir
 
 log = logging.getLogger("tinygpt")
 
@@ -20,9 +20,10 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
     out = out_dir or output_dir()
     out.mkdir(parents=True, exist_ok=True)
     runtime = hardware.resolve(cfg.hardware)
-    tracker, _, skipped = open_tracking(cfg, out, runtime, None)
-    if skipped is not None:
-        return skipped.result("improvement")
+    opened = open_job_run(cfg, out, runtime.device, None)
+    if opened.skipped is not None:
+        return opened.skipped.result("improvement")
+    tracker = opened.tracker
     status = "FAILED"
     try:
         tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))

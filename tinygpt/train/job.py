@@ -7,14 +7,11 @@ import logging
 import random
 import signal
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tinygpt import hardware
@@ -22,9 +19,9 @@ from tinygpt.data.dataset import TokenData, prepare
 from tinygpt.data.tokenizers import save_tokenizer
 from tinygpt.model import GPTConfig, TinyGPT
 from tinygpt.timing import clock
+from tinygpt.tracking.job_run import in_multirun, open_job_run, output_dir
 from tinygpt.tracking.mlflow_run import Store, Tracker, flatten, with_retry
-from tinygpt.tracking.sweep import config_hash, parent_run_id
-from tinygpt.tracking.sysinfo import slurm_logs, slurm_tags, system_tags
+from tinygpt.tracking.sysinfo import slurm_logs
 from tinygpt.train import checkpoint
 from tinygpt.train.compute import apply as apply_compute_budgets
 from tinygpt.train.loop import (
@@ -58,10 +55,6 @@ def validate(cfg: DictConfig) -> None:
 
 def build_model(cfg: DictConfig, vocab_size: int) -> TinyGPT:
     return TinyGPT(GPTConfig.from_node(cfg.model, vocab_size))
-
-
-def output_dir() -> Path:
-    return Path(HydraConfig.get().runtime.output_dir)
 
 
 class StopSignals:
@@ -152,65 +145,6 @@ def record_timing(out: Path) -> None:
     (out / "timing.json").write_text(json.dumps(timing, indent=2))
 
 
-def _hydra() -> Any:
-    return HydraConfig.get() if HydraConfig.initialized() else None
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A job whose FINISHED run (same config hash) is already in the store: its run's metrics."""
-
-    run_id: str
-    metrics: dict[str, float]
-
-    def result(self, key: str) -> float:
-        return self.metrics.get(key, float("nan"))
-
-
-def open_tracking(
-    cfg: DictConfig, out: Path, runtime: hardware.Runtime, ckpt: dict[str, Any] | None
-) -> tuple[Tracker, dict[str, Any] | None, Skipped | None]:
-    """Open the job's MLflow run: nested under its sweep, or skipped/resumed by config hash.
-
-    Returns the tracker, the checkpoint to resume from, and, for a job already FINISHED in the
-    store, a ``Skipped`` (with a disabled tracker) that the caller must return on.
-    """
-    t = cfg.tracking
-    if not t.enabled:
-        return Tracker.disabled(), ckpt, None
-    store = Store.connect(t.uri, t.experiment)
-    hc = _hydra()
-    multirun = hc is not None and hc.mode == RunMode.MULTIRUN
-    parent = parent_run_id(hc.sweep.dir) if multirun else None
-    identity = config_hash(cfg)
-    run_id = ckpt.get("mlflow_run_id") if ckpt else None
-    if multirun and ckpt is None and t.skip_finished:
-        for previous in store.find_runs(f"tags.config_hash = '{identity}'"):
-            if previous.info.status == "FINISHED":
-                log.info(
-                    "skipped: run %s (%s) already FINISHED with config hash %s",
-                    previous.info.run_id, previous.info.run_name, identity,
-                )  # fmt: skip
-                if parent:
-                    store.client.set_tag(previous.info.run_id, "mlflow.parentRunId", parent)
-                return (
-                    Tracker.disabled(),
-                    None,
-                    Skipped(previous.info.run_id, dict(previous.data.metrics)),
-                )
-            where = previous.data.tags.get("output_dir")
-            found = checkpoint.load_newest(Path(where)) if where else None
-            if found is not None:
-                log.info("resuming interrupted run %s from %s", previous.info.run_id, found[0])
-                ckpt, run_id = found[1], previous.info.run_id
-                break
-    name = t.run_name or (hc.job.override_dirname if multirun else None) or out.name
-    tags = {**system_tags(runtime.device), **slurm_tags(), "config_hash": identity}
-    tracker = Tracker.start(store, name, tags, run_id=run_id, parent_run_id=parent)
-    tracker.set_tags({"output_dir": str(out)})
-    return tracker, ckpt, None
-
-
 def branch_runs(tracker: Tracker, cfg: DictConfig, compute: dict[int, float]) -> BranchTracker:
     """Each budget of a branched job as an MLflow child run of the job's run.
 
@@ -267,9 +201,10 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         log.info("training.resume=true but no checkpoint in %s: starting from scratch", out)
 
     t = cfg.tracking
-    tracker, ckpt, skipped = open_tracking(cfg, out, runtime, ckpt)
-    if skipped is not None:
-        return skipped.result("final_val_loss")
+    opened = open_job_run(cfg, out, runtime.device, ckpt)
+    if opened.skipped is not None:
+        return opened.skipped.result("final_val_loss")
+    tracker, ckpt = opened.tracker, opened.resume
     status, trainer = "FAILED", None
     stops = StopSignals()
     stop_monitor = (
@@ -357,6 +292,5 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
             tracker.log_artifact(log_file)
         tracker.close(status)
         record_timing(out)
-        hc = _hydra()
-        if status == "FINISHED" and tracker.enabled and not (hc and hc.mode == RunMode.MULTIRUN):
+        if status == "FINISHED" and tracker.enabled and not in_multirun():
             print(f"MLflow run {tracker.run_id}: {tracker.browse_hint()}")
