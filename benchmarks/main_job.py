@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tinygpt.hardware import cpu_name
 
 BIN = Path(sys.executable).parent
 
@@ -79,7 +80,7 @@ def main() -> None:
 
     result = {
         "command": " ".join(["tinygpt -m experiment=scaling", *args.overrides]),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count()},
         "total_seconds": total,
         "sweep_seconds": sweep_s,
         "analysis_seconds": analyze_s,

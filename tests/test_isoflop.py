@@ -115,6 +115,10 @@ def test_the_envelope_of_training_curves_tracks_the_frontier():
     assert env.n_ci95[0] < env.n_exponent < env.n_ci95[1]
     # No bucket is won by the smallest or largest size: their optimum may lie beyond them.
     assert env.points["N"].between(1e4, 1e7, inclusive="neither").all()
+    # The same runs under other ids (another store, a rerun): the same bootstrap interval.
+    renamed = pd.DataFrame(rows).assign(run_id=lambda t: t["run_id"].map(lambda r: f"z{hash(r)}"))
+    again = envelope(renamed.sample(frac=1.0, random_state=1), n_boot=200)
+    assert again.n_ci95 == env.n_ci95 and again.d_ci95 == env.d_ci95
 
 
 def test_a_csv_of_c_d_and_loss_is_enough(tmp_path):

@@ -208,3 +208,26 @@ def test_a_truncated_newest_checkpoint_is_named_and_the_one_before_it_used(
         resumed = run(make_cfg(*steps, "training.resume=true"), out_dir=tmp_path / "cut")
     assert f"checkpoint {damaged} is damaged" in caplog.text
     assert resumed == full  # from step 20, to the same final loss
+
+
+def test_cpu_bf16_is_never_automatic_and_warns_where_it_is_emulated(make_cfg, caplog, monkeypatch):
+    from tinygpt import hardware
+
+    for units in ([], ["amx_bf16"]):
+        monkeypatch.setattr(hardware, "cpu_bf16_units", lambda u=units: u)
+        assert hardware.resolve(make_cfg("hardware=cpu").hardware).precision == "fp32"
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="tinygpt"):
+            rt = hardware.resolve(make_cfg("hardware=cpu", "hardware.precision=bf16").hardware)
+        assert rt.precision == "bf16"
+        assert ("emulated" in caplog.text) == (not units)
+
+
+def test_the_cpu_reports_its_bf16_units():
+    from tinygpt import hardware
+    from tinygpt.tracking.sysinfo import system_tags
+
+    caps = torch.cpu.get_capabilities()
+    expected = [u for u in ("amx_bf16", "avx512_bf16", "bf16", "sve_bf16") if caps.get(u)]
+    assert hardware.cpu_bf16_units() == expected
+    assert system_tags(torch.device("cpu"))["cpu_bf16"] == (",".join(expected) or "none")

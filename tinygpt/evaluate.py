@@ -62,13 +62,13 @@ def evaluate_run(cfg: DictConfig, out: Path) -> Any:
     import pandas as pd
     import torch
 
-    from tinygpt.data.dataset import BatchSampler
+    from tinygpt.data.dataset import EVAL_SEED, BatchSampler
     from tinygpt.data.tokenizers import load_tokenizer
     from tinygpt.hardware import Runtime
     from tinygpt.model import GPTConfig, TinyGPT
     from tinygpt.runs import run_directory
     from tinygpt.train.job import seed_everything
-    from tinygpt.train.loop import EVAL_SEED, evaluate
+    from tinygpt.train.loop import evaluate
 
     run_dir = run_directory(str(cfg.run), cfg.tracking_uri, "run")
     found = checkpoints(run_dir)

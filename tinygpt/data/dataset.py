@@ -158,6 +158,11 @@ def prepare(data_cfg: DictConfig, context: int) -> TokenData:
     return TokenData(tok, tok_path, arrays, corpus_sha256, counts, root, hit)
 
 
+# The windows every evaluation reads (validation, test, seal's forgetting check): the same for
+# every run and every evaluation, so losses compare across runs.
+EVAL_SEED = 1234
+
+
 class BatchSampler:
     """Random context windows from a token stream, with a checkpointable RNG."""
 

@@ -53,7 +53,10 @@ def envelope(
     curves = curves.assign(bucket=np.digitize(curves["C"], edges[1:-1]))
     # Each run's best point per bucket: (runs x buckets) tables the bootstrap indexes into.
     best = curves.loc[curves.groupby(["run_id", "bucket"])["loss"].idxmin()]
-    runs = best["run_id"].unique()
+    # Runs in an order of what they measured, not of their random ids: the same study in two
+    # stores draws the same bootstrap resamples (the interval was moving between reruns).
+    key = best.groupby("run_id").agg(N=("N", "max"), D=("D", "max"), loss=("loss", "min"))
+    runs = key.sort_values(["N", "D", "loss"]).index.to_numpy()
     shape = (len(runs), buckets)
     loss, at = np.full(shape, np.inf), {k: np.full(shape, np.nan) for k in ("N", "D", "C")}
     row = {r: i for i, r in enumerate(runs)}

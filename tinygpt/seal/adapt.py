@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from tinygpt.config import Policy
-from tinygpt.data.dataset import BatchSampler, prepare, split_documents
+from tinygpt.data.dataset import EVAL_SEED, BatchSampler, prepare, split_documents
 from tinygpt.data.tokenizers import Tokenizer, load_tokenizer
 from tinygpt.errors import TinyGPTError, instantiate
 from tinygpt.model import TinyGPT
@@ -204,7 +204,7 @@ def adapt(cfg: DictConfig, out: Path, tracker: Any) -> dict[str, Any]:
         raise TinyGPTError("seal.base's checkpoint has no training config to measure forgetting")
     base_data = prepare(OmegaConf.create(base_cfg["data"]), base.cfg.context)
     forget = torch.from_numpy(
-        BatchSampler(base_data.splits["val"], 8, base.cfg.context, 1234).windows(
+        BatchSampler(base_data.splits["val"], 8, base.cfg.context, EVAL_SEED).windows(
             8 * s.forget_batches
         )
     )

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from tinygpt.data.dataset import BatchSampler, DeviceBatches, TokenData
+from tinygpt.data.dataset import EVAL_SEED, BatchSampler, DeviceBatches, TokenData
 from tinygpt.errors import TinyGPTError
 from tinygpt.hardware import Runtime
 from tinygpt.model import TinyGPT
@@ -38,7 +38,6 @@ from tinygpt.train.optim import build_optimizer, build_schedule, build_scheduler
 from tinygpt.train.schedules import WSD
 
 log = logging.getLogger("tinygpt")
-EVAL_SEED = 1234  # the same validation windows for every run and every evaluation
 
 
 class Interrupted(Exception):
