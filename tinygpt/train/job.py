@@ -291,6 +291,6 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         for log_file in [*out.glob("*.log"), *slurm_logs()]:
             tracker.log_artifact(log_file)
         tracker.close(status)
-        record_timing(out)
         if status == "FINISHED" and tracker.enabled and not in_multirun():
             print(f"MLflow run {tracker.run_id}: {tracker.browse_hint()}")
+        record_timing(out)
