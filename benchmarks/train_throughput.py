@@ -124,7 +124,8 @@ def main() -> None:
     fp32_tps: dict[tuple[str, bool], float] = {}
     for preset in args.presets:
         for compile_ in compiles:
-            for precision in args.precision:
+            # fp32 first: the other precisions are reported as a ratio to it.
+            for precision in sorted(args.precision, key=lambda p: p != "fp32"):
                 with tempfile.TemporaryDirectory() as tmp:
                     out = Path(tmp)
                     cfg = compose_cfg(preset, args, compile_, precision, out)
