@@ -31,10 +31,10 @@ def test_each_second_is_charged_to_the_innermost_phase_only():
 
 
 def test_a_job_records_where_its_time_went(make_cfg, tmp_path):
-    t0 = time.perf_counter()
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = make_cfg("training.eval_interval=10", "training.save_interval=10",
                    "tracking.enabled=true", f"tracking.uri={store}")  # fmt: skip
+    t0 = time.perf_counter()  # after composing: the job's clock starts when run() is called
     run(cfg, out_dir=tmp_path)
     wall = time.perf_counter() - t0
     timing = json.loads((tmp_path / "timing.json").read_text())
@@ -44,6 +44,6 @@ def test_a_job_records_where_its_time_went(make_cfg, tmp_path):
         assert phases[phase] > 0, phase
     assert timing["total_seconds"] == pytest.approx(sum(phases.values()))
     # The phases cover the job: nothing outside them but the call itself.
-    assert timing["total_seconds"] == pytest.approx(wall, rel=0.05)
+    assert 0 <= wall - timing["total_seconds"] < 0.05 * wall
     # Trained for real: the steps dominate a job of this size.
     assert phases["training"] > phases["checkpoints"]
