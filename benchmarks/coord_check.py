@@ -31,8 +31,9 @@ def main() -> None:
     report = {}
     for parametrization in ("sp", "mup"):
         vocab = data.tokenizer.vocab_size
-        check = coord_check.run(data.splits["train"], args.widths, parametrization, vocab,
-                                steps=args.steps, lr=args.lr)  # fmt: skip
+        check = coord_check.run(
+            data.splits["train"], args.widths, parametrization, vocab, steps=args.steps, lr=args.lr
+        )
         slopes = check.slopes()
         report[parametrization] = {"rms": check.rms, "slopes": slopes}
         print(f"{parametrization}: RMS after {args.steps} steps (widths {args.widths}); slope")

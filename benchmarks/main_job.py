@@ -58,10 +58,19 @@ def main() -> None:
         work = Path(tmp) if args.keep is None else args.keep.resolve()
         work.mkdir(parents=True, exist_ok=True)
         store = f"sqlite:///{work / 'mlflow.db'}"
-        sweep = [str(BIN / "tinygpt"), "-m", "experiment=scaling", f"tracking.uri={store}",
-                 f"hydra.sweep.dir={work / 'sweep'}", *args.overrides]  # fmt: skip
-        analyze = [str(BIN / "tinygpt-analyze"), f"source.uri={store}",
-                   f"hydra.run.dir={work / 'analysis'}"]  # fmt: skip
+        sweep = [
+            str(BIN / "tinygpt"),
+            "-m",
+            "experiment=scaling",
+            f"tracking.uri={store}",
+            f"hydra.sweep.dir={work / 'sweep'}",
+            *args.overrides,
+        ]
+        analyze = [
+            str(BIN / "tinygpt-analyze"),
+            f"source.uri={store}",
+            f"hydra.run.dir={work / 'analysis'}",
+        ]
         sweep_s = timed(sweep, work)
         analyze_s = timed(analyze, work)
         phases, jobs = split(work / "sweep")
@@ -69,8 +78,10 @@ def main() -> None:
     process = sweep_s - sum(phases.values())
     rows = [*sorted(phases.items(), key=lambda kv: -kv[1]), ("process, imports, compose", process)]
     total = sweep_s + analyze_s
-    print(f"main job: {total:.1f} s = sweep {sweep_s:.1f} s ({jobs} jobs) + analysis "
-          f"{analyze_s:.1f} s")  # fmt: skip
+    print(
+        f"main job: {total:.1f} s = sweep {sweep_s:.1f} s ({jobs} jobs) + analysis "
+        f"{analyze_s:.1f} s"
+    )
     print(f"{'':2}{'phase':28}{'seconds':>9}{'share':>8}{'per job':>9}")
     for name, seconds in [*rows, ("analysis", analyze_s)]:
         per_job = f"{seconds / jobs:9.2f}" if name != "analysis" else ""

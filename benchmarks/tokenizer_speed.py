@@ -54,11 +54,18 @@ def main() -> None:
     for name, tok in tokenizers.items():
         ids, t_batch = timed(lambda tok=tok: tok.encode_documents(docs))
         _, t_loop = timed(lambda tok=tok: [np.asarray(tok.encode(d)) for d in docs])
-        row = {"tokenizer": name, "tokens": len(ids), "batched_tokens_per_sec": len(ids) / t_batch,
-               "loop_tokens_per_sec": len(ids) / t_loop, "speedup": t_loop / t_batch}  # fmt: skip
+        row = {
+            "tokenizer": name,
+            "tokens": len(ids),
+            "batched_tokens_per_sec": len(ids) / t_batch,
+            "loop_tokens_per_sec": len(ids) / t_loop,
+            "speedup": t_loop / t_batch,
+        }
         rows.append(row)
-        print(f"{name:10s}{len(ids):12,d}{row['batched_tokens_per_sec']:16,.0f}"
-              f"{row['loop_tokens_per_sec']:14,.0f}{row['speedup']:9.1f}x")  # fmt: skip
+        print(
+            f"{name:10s}{len(ids):12,d}{row['batched_tokens_per_sec']:16,.0f}"
+            f"{row['loop_tokens_per_sec']:14,.0f}{row['speedup']:9.1f}x"
+        )
     print(f"bpe training (vocab 4096) on the training text: {bpe_train_s:.2f} s")
 
     with (
@@ -73,8 +80,9 @@ def main() -> None:
             starts[tok] = {"cold_seconds": cold, "warm_seconds": warm}
             print(f"prepare() data=kjv {tok}: cold {cold:.2f} s, warm cache {warm:.2f} s")
     out = Path(__file__).parent / "results" / "tokenizer_speed.json"
-    out.write_text(json.dumps({"rows": rows, "bpe_train_seconds": bpe_train_s,
-                               "prepare": starts}, indent=2))  # fmt: skip
+    out.write_text(
+        json.dumps({"rows": rows, "bpe_train_seconds": bpe_train_s, "prepare": starts}, indent=2)
+    )
 
 
 if __name__ == "__main__":

@@ -26,11 +26,15 @@ from tinygpt.train.job import run
 def one_run(tmp: Path, steps: int, tracking: bool, cache: str, system: float = 0) -> dict:
     """``system``: sample MLflow's system metrics every so many seconds (0: off)."""
     overrides = [
-        "model=d32", f"training.max_steps={steps}", f"tracking.enabled={str(tracking).lower()}",
-        f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}", f"data.cache_dir={cache}",
-        "tracking.log_model=false", f"tracking.system_metrics={str(bool(system)).lower()}",
+        "model=d32",
+        f"training.max_steps={steps}",
+        f"tracking.enabled={str(tracking).lower()}",
+        f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
+        f"data.cache_dir={cache}",
+        "tracking.log_model=false",
+        f"tracking.system_metrics={str(bool(system)).lower()}",
         f"tracking.system_metrics_interval={system or 10}",
-    ]  # fmt: skip
+    ]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
     out = tmp / f"run-{tracking}-{time.time_ns()}"
@@ -82,13 +86,17 @@ def main() -> None:
     print(f"steps/s tracking on : {result['steps_per_sec_tracking_on']:.1f}")
     print(f"steps/s tracking off: {result['steps_per_sec_tracking_off']:.1f}")
     print(f"overhead (best of {args.repeats}): {overhead:+.2%}")
-    print(f"steps/s with system metrics every {args.system_interval:g} s: "
-          f"{result['steps_per_sec_with_system_metrics']:.1f} ({system_overhead:+.2%} against "
-          "tracking without them)")  # fmt: skip
+    print(
+        f"steps/s with system metrics every {args.system_interval:g} s: "
+        f"{result['steps_per_sec_with_system_metrics']:.1f} ({system_overhead:+.2%} against "
+        "tracking without them)"
+    )
     print(f"time inside store writes: {best_on['tracking_seconds']:.3f} s = {share:.2%} of the run")
     unbatched = single_ms * result["metrics_per_run"] / 1e3
-    print(f"one unbatched log_metric into sqlite: {single_ms:.1f} ms "
-          f"(x {result['metrics_per_run']} metrics = {unbatched:.2f} s if unbatched)")  # fmt: skip
+    print(
+        f"one unbatched log_metric into sqlite: {single_ms:.1f} ms "
+        f"(x {result['metrics_per_run']} metrics = {unbatched:.2f} s if unbatched)"
+    )
     out = Path(__file__).parent / "results" / "tracking.json"
     out.write_text(json.dumps(result, indent=2))
 

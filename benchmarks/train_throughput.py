@@ -112,9 +112,11 @@ def main() -> None:
 
     compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
     rows = []
-    header = (f"{'preset':8s}{'compile':>8s}{'prec':>6s}{'bare tok/s':>13s}{'full tok/s':>13s}"
-              f"{'full/bare':>10s}{'step ms':>9s}{'peak MiB':>10s}"
-              f"{'MFU':>7s}{'causal':>8s}{'vs fp32':>9s}")  # fmt: skip
+    header = (
+        f"{'preset':8s}{'compile':>8s}{'prec':>6s}{'bare tok/s':>13s}{'full tok/s':>13s}"
+        f"{'full/bare':>10s}{'step ms':>9s}{'peak MiB':>10s}"
+        f"{'MFU':>7s}{'causal':>8s}{'vs fp32':>9s}"
+    )
     units = cpu_bf16_units()
     print(
         f"CPU: {cpu_name()}, native bf16: "
@@ -148,19 +150,27 @@ def main() -> None:
                 mfu = palm_fpt * bare_tps / peak_rate if peak_rate else None
                 mfu_causal = fpt * bare_tps / peak_rate if peak_rate else None
                 row = {
-                    "preset": preset, "compile": compile_, "precision": precision,
+                    "preset": preset,
+                    "compile": compile_,
+                    "precision": precision,
                     "device": str(device),
-                    "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+                    "device_name": torch.cuda.get_device_name(device)
+                    if device.type == "cuda"
                     else cpu_name(),
-                    "batch_size": args.batch_size, "context": cfg.model.context,
-                    "bare_tokens_per_sec": bare_tps, "full_tokens_per_sec": full_tps,
+                    "batch_size": args.batch_size,
+                    "context": cfg.model.context,
+                    "bare_tokens_per_sec": bare_tps,
+                    "full_tokens_per_sec": full_tps,
                     "full_over_bare": full_tps / bare_tps if full_tps else None,
-                    "step_ms": step_s * 1e3, "peak_mib": peak, "mfu": mfu,
-                    "mfu_causal": mfu_causal, "flops_per_token": palm_fpt,
+                    "step_ms": step_s * 1e3,
+                    "peak_mib": peak,
+                    "mfu": mfu,
+                    "mfu_causal": mfu_causal,
+                    "flops_per_token": palm_fpt,
                     "flops_per_token_causal": fpt,
                     "attention": str(cfg.hardware.attention),
                     "compile_mode": cfg.hardware.compile_mode,
-                }  # fmt: skip
+                }
                 if precision == "fp32":
                     fp32_tps[preset, compile_] = bare_tps
                 ref = fp32_tps.get((preset, compile_))
@@ -176,9 +186,13 @@ def main() -> None:
                     f"{(f'{bare_tps / ref:.2f}x' if ref else '-'):>9s}",
                     flush=True,
                 )
-    meta = {"torch": torch.__version__, "python": sys.version.split()[0],
-            "threads": torch.get_num_threads(), "argv": sys.argv[1:],
-            "cpu_bf16_units": units}  # fmt: skip
+    meta = {
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "threads": torch.get_num_threads(),
+        "argv": sys.argv[1:],
+        "cpu_bf16_units": units,
+    }
     Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
 
 

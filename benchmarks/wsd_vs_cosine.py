@@ -54,37 +54,52 @@ def main() -> None:
             for variant in args.variants:
                 fraction, shape = variant.split(":")
                 wsd = [
-                    "optimizer/schedule=wsd", f"optimizer.schedule.decay_fraction={fraction}",
+                    "optimizer/schedule=wsd",
+                    f"optimizer.schedule.decay_fraction={fraction}",
                     f"optimizer.schedule.shape={shape}",
                     f"training.budgets=[{','.join(map(str, args.budgets))}]",
-                ]  # fmt: skip
+                ]
                 res = results([*base, *wsd], tmp / f"{size}-wsd-{fraction}-{shape}")
                 branch = {b["budget_tokens"]: b for b in res["budgets"]}
                 for b in args.budgets:
                     gap = branch[b]["final_val_loss"] / cosine[b]["final_val_loss"] - 1
-                    rows.append({
-                        "size": size, "decay_fraction": float(fraction), "shape": shape,
-                        "budget": b, "branch_loss": branch[b]["final_val_loss"],
-                        "cosine_loss": cosine[b]["final_val_loss"], "relative_gap": gap,
-                    })  # fmt: skip
-                costs.append({
-                    "size": size, "decay_fraction": float(fraction), "shape": shape,
-                    "branch_set_tokens": res["trunk_tokens"] + res["branch_tokens"],
-                    "separate_runs_tokens": separate_tokens,
-                    "branch_set_seconds": res["wall_seconds"],
-                    "separate_runs_seconds": sum(r["wall_seconds"] for r in cosine.values()),
-                })  # fmt: skip
+                    rows.append(
+                        {
+                            "size": size,
+                            "decay_fraction": float(fraction),
+                            "shape": shape,
+                            "budget": b,
+                            "branch_loss": branch[b]["final_val_loss"],
+                            "cosine_loss": cosine[b]["final_val_loss"],
+                            "relative_gap": gap,
+                        }
+                    )
+                costs.append(
+                    {
+                        "size": size,
+                        "decay_fraction": float(fraction),
+                        "shape": shape,
+                        "branch_set_tokens": res["trunk_tokens"] + res["branch_tokens"],
+                        "separate_runs_tokens": separate_tokens,
+                        "branch_set_seconds": res["wall_seconds"],
+                        "separate_runs_seconds": sum(r["wall_seconds"] for r in cosine.values()),
+                    }
+                )
     print(f"{'size':5} {'variant':>12} {'budget':>9} {'branch':>8} {'cosine':>8} {'gap':>8}")
     for r in rows:
         variant = f"{r['decay_fraction']}:{r['shape']}"
-        print(f"{r['size']:5} {variant:>12} {r['budget']:>9,} {r['branch_loss']:8.4f} "
-              f"{r['cosine_loss']:8.4f} {r['relative_gap']:+8.2%}")  # fmt: skip
+        print(
+            f"{r['size']:5} {variant:>12} {r['budget']:>9,} {r['branch_loss']:8.4f} "
+            f"{r['cosine_loss']:8.4f} {r['relative_gap']:+8.2%}"
+        )
     print("\ntokens (and seconds) trained: branch set vs separate cosine runs")
     for c in costs:
-        print(f"{c['size']:5} {c['decay_fraction']}:{c['shape']:7} "
-              f"{c['branch_set_tokens']:>10,} vs {c['separate_runs_tokens']:>10,} "
-              f"({c['branch_set_tokens'] / c['separate_runs_tokens']:.2f}x); "
-              f"{c['branch_set_seconds']:.1f} s vs {c['separate_runs_seconds']:.1f} s")  # fmt: skip
+        print(
+            f"{c['size']:5} {c['decay_fraction']}:{c['shape']:7} "
+            f"{c['branch_set_tokens']:>10,} vs {c['separate_runs_tokens']:>10,} "
+            f"({c['branch_set_tokens'] / c['separate_runs_tokens']:.2f}x); "
+            f"{c['branch_set_seconds']:.1f} s vs {c['separate_runs_seconds']:.1f} s"
+        )
     by_variant: dict[str, list[float]] = {}
     for r in rows:
         by_variant.setdefault(f"{r['decay_fraction']}:{r['shape']}", []).append(r["relative_gap"])
@@ -92,8 +107,9 @@ def main() -> None:
     for v, gaps in by_variant.items():
         print(f"  {v:12} {sum(gaps) / len(gaps):+.2%} (max |gap| {max(map(abs, gaps)):.2%})")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"rows": rows, "costs": costs, "args": vars(args)},
-                                         indent=2))  # fmt: skip
+    Path(args.out).write_text(
+        json.dumps({"rows": rows, "costs": costs, "args": vars(args)}, indent=2)
+    )
 
 
 if __name__ == "__main__":

@@ -101,10 +101,17 @@ def sweep_store(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Pa
     """A directory whose mlflow.db holds one small width sweep: 4 sizes x 2 seeds."""
     cwd = tmp_path_factory.mktemp("sweep-store")
     proc = tinygpt_cli(
-        "-m", "model=d32,d48,d64,d96", "seed=1,2", "model.context=32", "training.batch_size=8",
-        "training.max_steps=30", "training.eval_interval=30", "training.eval_batches=2",
-        cwd=cwd, cache_dir=cache_dir,
-    )  # fmt: skip
+        "-m",
+        "model=d32,d48,d64,d96",
+        "seed=1,2",
+        "model.context=32",
+        "training.batch_size=8",
+        "training.max_steps=30",
+        "training.eval_interval=30",
+        "training.eval_batches=2",
+        cwd=cwd,
+        cache_dir=cache_dir,
+    )
     assert proc.returncode == 0, proc.stderr
     return cwd
 
@@ -117,8 +124,9 @@ def slurm_cluster() -> Iterator[str]:
     here = Path(__file__).parent / "slurm"
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         pytest.skip("starting a SLURM test cluster needs root on Debian/Ubuntu")
-    subprocess.run([str(here / "start-test-slurm.sh")], check=True, timeout=900,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [str(here / "start-test-slurm.sh")], check=True, timeout=900, stdout=subprocess.DEVNULL
+    )
     try:
         yield "debug"
     finally:

@@ -84,10 +84,26 @@ def mlflow_server(backend_uri: str, tmp: Path, command: str = "server") -> Itera
     log = (tmp / f"mlflow-{command}-{port}.log").open("w")
     artifacts = ["--artifacts-destination", str(tmp / "artifacts")] if command == "server" else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", command, "--backend-store-uri", backend_uri, *artifacts,
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            command,
+            "--backend-store-uri",
+            backend_uri,
+            *artifacts,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=tmp,
+    )
     uri = f"http://127.0.0.1:{port}"
     try:
 

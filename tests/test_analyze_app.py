@@ -29,9 +29,12 @@ def test_table_from_the_latest_sweep(sweep_store):
 def test_analyze_app_fits_the_sweep_and_logs_a_linked_run(sweep_store, cache_dir, tmp_path):
     uri = f"sqlite:///{sweep_store / 'mlflow.db'}"
     proc = tinygpt_cli(
-        f"source.uri={uri}", "fit.bootstrap=100", cwd=tmp_path, cache_dir=cache_dir,
+        f"source.uri={uri}",
+        "fit.bootstrap=100",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
         app="tinygpt.analyze",
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr
     assert "L(N): L(N) = " in proc.stdout and "L(N, D): skipped" in proc.stdout
     (out,) = tmp_path.glob("analysis/*/*")
@@ -58,8 +61,9 @@ def test_analyze_app_fits_the_sweep_and_logs_a_linked_run(sweep_store, cache_dir
 )
 def test_no_matching_runs_is_one_clear_message(sweep_store, cache_dir, tmp_path, args, message):
     uri = f"sqlite:///{sweep_store / 'mlflow.db'}"
-    proc = tinygpt_cli(f"source.uri={uri}", *args, cwd=tmp_path, cache_dir=cache_dir,
-                       app="tinygpt.analyze")  # fmt: skip
+    proc = tinygpt_cli(
+        f"source.uri={uri}", *args, cwd=tmp_path, cache_dir=cache_dir, app="tinygpt.analyze"
+    )
     assert proc.returncode == 2 and message in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -68,8 +72,9 @@ def test_notebook_runs_against_a_store(sweep_store, tmp_path, monkeypatch):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     monkeypatch.setenv("TINYGPT_STORE", f"sqlite:///{sweep_store / 'mlflow.db'}")
     monkeypatch.setenv("TINYGPT_NOTEBOOK_OUT", str(tmp_path / "nb-out"))
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()  # fmt: skip
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)

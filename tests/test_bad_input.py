@@ -80,15 +80,15 @@ def _check(proc, message: str) -> None:
 
 
 @pytest.mark.parametrize(("overrides", "message"), TINYGPT)
-def test_tinygpt_answers_bad_input_in_one_line(tmp_path, cache_dir, bad_files, overrides,
-                                              message):  # fmt: skip
+def test_tinygpt_answers_bad_input_in_one_line(tmp_path, cache_dir, bad_files, overrides, message):
     args = [a.format(dir=bad_files) for a in overrides]
     _check(tinygpt_cli(*TINY, *args, cwd=tmp_path, cache_dir=cache_dir), message)
 
 
 @pytest.mark.parametrize(("overrides", "message"), ANALYZE)
-def test_tinygpt_analyze_answers_bad_input_in_one_line(tmp_path, cache_dir, bad_files,
-                                                      overrides, message):  # fmt: skip
+def test_tinygpt_analyze_answers_bad_input_in_one_line(
+    tmp_path, cache_dir, bad_files, overrides, message
+):
     args = [a.format(dir=bad_files) for a in overrides]
     _check(tinygpt_cli(*args, cwd=tmp_path, cache_dir=cache_dir, app="tinygpt.analyze"), message)
 

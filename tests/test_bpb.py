@@ -57,8 +57,13 @@ def test_laws_fitted_to_bits_per_byte(sweep_store, cache_dir, tmp_path):
     args = [f"source.uri={uri}", "fit.bootstrap=50", "log_to_mlflow=false", "plots=false"]
     for d in ("bpb", "nats"):
         (tmp_path / d).mkdir()
-    bpb = tinygpt_cli(*args, "fit.metric=val_bpb", cwd=tmp_path / "bpb", cache_dir=cache_dir,
-                      app="tinygpt.analyze")  # fmt: skip
+    bpb = tinygpt_cli(
+        *args,
+        "fit.metric=val_bpb",
+        cwd=tmp_path / "bpb",
+        cache_dir=cache_dir,
+        app="tinygpt.analyze",
+    )
     nats = tinygpt_cli(*args, cwd=tmp_path / "nats", cache_dir=cache_dir, app="tinygpt.analyze")
     assert bpb.returncode == 0 and nats.returncode == 0, bpb.stderr + nats.stderr
     bpb_points, nats_points = (

@@ -112,9 +112,10 @@ def test_budgets_are_child_runs_and_a_retyped_sweep_skips_finished_branches(tmp_
     again = tinygpt_cli(*args, cwd=tmp_path, cache_dir=cache_dir)
     assert again.returncode == 0, again.stderr
     jobs = [
-        r for r in client.search_runs([exp])
+        r
+        for r in client.search_runs([exp])
         if r.data.tags.get("sweep") != "true" and r.data.tags.get("kind") != "branch"
-    ]  # fmt: skip
+    ]
     assert len(jobs) == 1 and jobs[0].info.status == "FINISHED"
     after = branches()
     assert sorted(after) == ["2560", "5120"]  # no branch twice; the largest budget is the job

@@ -16,16 +16,27 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 # The flags a sandboxed CI machine needs: no GPU, no sandbox, no calls home.
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1400,900"]  # fmt: skip
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,900",
+]
 
 
 @pytest.fixture(scope="module")
 def browser():
     if not (CHROMIUM.exists() and DRIVER.exists()):
-        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium "
-                    "chromium-driver; .ci/run installs them)")  # fmt: skip
+        pytest.skip(
+            "needs Debian's chromium and chromium-driver (apt-get install chromium "
+            "chromium-driver; .ci/run installs them)"
+        )
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
 
@@ -46,16 +57,16 @@ def store(tmp_path_factory: pytest.TempPathFactory, sweep_store: Path, cache_dir
     user would; the URLs the sweep and the analysis print."""
     cwd = tmp_path_factory.mktemp("ui-store")
     shutil.copy(sweep_store / "mlflow.db", cwd / "mlflow.db")  # artifacts stay where they were
-    analysis = tinygpt_cli("fit.bootstrap=50", cwd=cwd, cache_dir=cache_dir,
-                           app="tinygpt.analyze")  # fmt: skip
+    analysis = tinygpt_cli("fit.bootstrap=50", cwd=cwd, cache_dir=cache_dir, app="tinygpt.analyze")
     assert analysis.returncode == 0, analysis.stderr
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
     exp = client.get_experiment_by_name("tinygpt").experiment_id
     runs = client.search_runs([exp])
-    analysis_page = re.search(r"http://127\.0\.0\.1:5000/(#/experiments/\S+)",
-                              analysis.stdout).group(1)  # fmt: skip
+    analysis_page = re.search(
+        r"http://127\.0\.0\.1:5000/(#/experiments/\S+)", analysis.stdout
+    ).group(1)
     # What the sweep printed when it ended (tests/test_cli.py checks that it does).
     page = f"#/experiments/{exp}/runs?workflowType=machine_learning"
     return {"cwd": cwd, "page": page, "analysis_page": analysis_page, "runs": runs}
@@ -78,8 +89,12 @@ def test_the_ui_shows_the_sweep_its_children_a_chart_and_the_analysis_figure(
     from selenium.webdriver.common.by import By
 
     parent = next(r for r in store["runs"] if r.data.tags.get("sweep") == "true")
-    children = [r for r in store["runs"] if r.data.tags.get("mlflow.parentRunId") ==
-                parent.info.run_id and r.data.tags.get("kind") != "analysis"]  # fmt: skip
+    children = [
+        r
+        for r in store["runs"]
+        if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+        and r.data.tags.get("kind") != "analysis"
+    ]
     assert len(children) == 8
     with mlflow_server(f"sqlite:///{store['cwd'] / 'mlflow.db'}", store["cwd"], "ui") as uri:
         # 1. The URL the sweep printed opens the runs table, the sweep in it; expand it.
@@ -90,17 +105,27 @@ def test_the_ui_shows_the_sweep_its_children_a_chart_and_the_analysis_figure(
             By.CSS_SELECTOR, "button[data-component-id*='runnamecellrenderer']"
         ).click()
         for child in children:
-            wait_for(browser, lambda c=child: browser.find_elements(
-                By.CSS_SELECTOR, f"[role='row'][row-id='{c.info.run_id}']"))  # fmt: skip
+            wait_for(
+                browser,
+                lambda c=child: browser.find_elements(
+                    By.CSS_SELECTOR, f"[role='row'][row-id='{c.info.run_id}']"
+                ),
+            )
         assert "Model training" in browser.find_element(By.TAG_NAME, "body").text
         browser.save_screenshot(str(tmp_path / "1-runs-table.png"))
 
         # 2. A child's val_loss chart renders (plotly draws it as an svg).
         exp = parent.info.experiment_id
-        browser.get(f"{uri}/#/experiments/{exp}/runs/{children[0].info.run_id}/model-metrics"
-                    "?workflowType=machine_learning")  # fmt: skip
-        search = wait_for(browser, lambda: browser.find_elements(
-            By.CSS_SELECTOR, "input[placeholder*='Search metric charts']"))  # fmt: skip
+        browser.get(
+            f"{uri}/#/experiments/{exp}/runs/{children[0].info.run_id}/model-metrics"
+            "?workflowType=machine_learning"
+        )
+        search = wait_for(
+            browser,
+            lambda: browser.find_elements(
+                By.CSS_SELECTOR, "input[placeholder*='Search metric charts']"
+            ),
+        )
         search[0].send_keys("val_loss")
 
         def val_loss_chart() -> list:

@@ -21,8 +21,9 @@ def runs_in(cwd: Path, experiment: str = "tinygpt"):
 
 
 def test_tiny_run_is_a_finished_mlflow_run_with_metrics_and_results(tmp_path, cache_dir):
-    proc = tinygpt_cli(*TINY, "tracking.system_metrics_interval=0.2", cwd=tmp_path,
-                       cache_dir=cache_dir)  # fmt: skip
+    proc = tinygpt_cli(
+        *TINY, "tracking.system_metrics_interval=0.2", cwd=tmp_path, cache_dir=cache_dir
+    )
     assert proc.returncode == 0, proc.stderr
     results = list(tmp_path.glob("outputs/*/*/results.json"))
     assert len(results) == 1
@@ -88,30 +89,59 @@ def test_unreachable_tracking_server_fails_before_training(tmp_path, cache_dir):
 def test_wheel_ships_conf_and_runs_outside_the_checkout(tmp_path, cache_dir):
     root = Path(__file__).resolve().parents[1]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path / "dist"), str(root)],
-        check=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(root),
+        ],
+        check=True,
+        timeout=300,
+    )
     wheel = next((tmp_path / "dist").glob("tinygpt-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "tinygpt/conf/config.yaml" in names and "tinygpt/conf/model/d512.yaml" in names
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
-         str(wheel)],
-        check=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        timeout=300,
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env_path = {"PYTHONPATH": str(target)}
     import os
 
     proc = subprocess.run(
-        [sys.executable, "-c", "import tinygpt.app as a; print(a.config_dir()); a.main()",
-         *TINY, "training.max_steps=4"],
-        cwd=elsewhere, env={**os.environ, **env_path, "TINYGPT_CACHE": str(cache_dir)},
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import tinygpt.app as a; print(a.config_dir()); a.main()",
+            *TINY,
+            "training.max_steps=4",
+        ],
+        cwd=elsewhere,
+        env={**os.environ, **env_path, "TINYGPT_CACHE": str(cache_dir)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == str(target / "tinygpt" / "conf")
     assert list(elsewhere.glob("outputs/*/*/results.json"))

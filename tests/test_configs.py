@@ -77,8 +77,12 @@ def test_every_launcher_resolves(launcher):
 @pytest.mark.parametrize("source", options("source"))
 def test_every_analysis_source_binds(source):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("analyze", overrides=[f"source={source}", "source.path=runs.csv"]
-                      if source != "mlflow" else [f"source={source}"])  # fmt: skip
+        cfg = compose(
+            "analyze",
+            overrides=[f"source={source}", "source.path=runs.csv"]
+            if source != "mlflow"
+            else [f"source={source}"],
+        )
     binds(cfg.source)
 
 

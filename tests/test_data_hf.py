@@ -59,8 +59,10 @@ def offline(monkeypatch):
 
 
 def test_tinystories_splits_train_and_carves_val_test_from_validation(fake_tinystories):
-    split = corpora.hf(str(fake_tinystories), split_map={"train": "train", "val": "validation",
-                                                          "test": "validation"})  # fmt: skip
+    split = corpora.hf(
+        str(fake_tinystories),
+        split_map={"train": "train", "val": "validation", "test": "validation"},
+    )
     assert len(split["train"]) == 500
     assert len(split["val"]) + len(split["test"]) == 120
     assert not set(split["val"]) & set(split["test"])
@@ -69,12 +71,20 @@ def test_tinystories_splits_train_and_carves_val_test_from_validation(fake_tinys
 
 @pytest.mark.parametrize(
     "tokenizer",
-    [["data/tokenizer=char"], ["data/tokenizer=byte"],
-     ["data/tokenizer=bpe", "data.tokenizer.vocab_size=300"], ["data/tokenizer=gpt2"]],
-)  # fmt: skip
+    [
+        ["data/tokenizer=char"],
+        ["data/tokenizer=byte"],
+        ["data/tokenizer=bpe", "data.tokenizer.vocab_size=300"],
+        ["data/tokenizer=gpt2"],
+    ],
+)
 def test_every_tokenizer_trains_on_tinystories(make_cfg, fake_tinystories, tmp_path, tokenizer):
-    cfg = make_cfg("data=tinystories", f"data.path={fake_tinystories}", *tokenizer,
-                   f"data.cache_dir={tmp_path / 'cache'}")  # fmt: skip
+    cfg = make_cfg(
+        "data=tinystories",
+        f"data.path={fake_tinystories}",
+        *tokenizer,
+        f"data.cache_dir={tmp_path / 'cache'}",
+    )
     loss = run(cfg, out_dir=tmp_path / "run")
     assert np.isfinite(loss)
     tok = load_tokenizer(tmp_path / "run" / "tokenizer.json")  # decodable without the corpus
@@ -96,8 +106,7 @@ def test_tinystories_end_to_end_from_the_cli(fake_tinystories, tmp_path, cache_d
     assert list(tmp_path.glob("outputs/*/*/results.json"))
 
 
-def test_hub_unreachable_and_nothing_cached_is_one_clear_message(tmp_path, cache_dir,
-                                                                monkeypatch):  # fmt: skip
+def test_hub_unreachable_and_nothing_cached_is_one_clear_message(tmp_path, cache_dir, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     proc = tinygpt_cli(*TINY, "data=tinystories", cwd=tmp_path, cache_dir=cache_dir)
     assert proc.returncode == 2
@@ -129,8 +138,7 @@ def test_bad_hf_settings_are_clear_errors(fake_tinystories):
     with pytest.raises(TinyGPTError, match="data.text_field='story'"):
         corpora.hf(str(fake_tinystories), text_field="story")
     with pytest.raises(TinyGPTError, match="data.split_map names split"):
-        corpora.hf(str(fake_tinystories), split_map={"train": "train", "val": "dev",
-                                                     "test": "dev"})  # fmt: skip
+        corpora.hf(str(fake_tinystories), split_map={"train": "train", "val": "dev", "test": "dev"})
     with pytest.raises(TinyGPTError, match="vocab_size=100"):
         train_bpe(["some text"], vocab_size=100)
 

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict:
     cwd = tmp_path_factory.mktemp("evaluated")
-    proc = tinygpt_cli(*TINY, "training.save_interval=10", "tracking.log_model=false", cwd=cwd,
-                       cache_dir=cache_dir)  # fmt: skip
+    proc = tinygpt_cli(
+        *TINY, "training.save_interval=10", "tracking.log_model=false", cwd=cwd, cache_dir=cache_dir
+    )
     assert proc.returncode == 0, proc.stderr
     client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("tinygpt").experiment_id])
@@ -27,8 +28,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict:
 
 def evaluate(trained: dict, cache_dir: Path, *args: str):
     uri = f"tracking_uri=sqlite:///{trained['cwd'] / 'mlflow.db'}"
-    return tinygpt_cli(uri, "batch_size=8", "batches=2", *args, cwd=trained["cwd"],
-                       cache_dir=cache_dir, app="tinygpt.evaluate")  # fmt: skip
+    return tinygpt_cli(
+        uri,
+        "batch_size=8",
+        "batches=2",
+        *args,
+        cwd=trained["cwd"],
+        cache_dir=cache_dir,
+        app="tinygpt.evaluate",
+    )
 
 
 def newest_table(cwd: Path) -> pd.DataFrame:
@@ -62,8 +70,14 @@ def test_every_checkpoint_and_the_initialisation_into_a_table_a_plot_and_a_linke
 def test_another_corpus_is_one_override(trained, cache_dir, small_text):
     run_dir = trained["run"].data.tags["output_dir"]
     own = evaluate(trained, cache_dir, f"run={run_dir}", "log_to_mlflow=false")
-    other = evaluate(trained, cache_dir, f"run={run_dir}", "data=text", f"data.path={small_text}",
-                     "log_to_mlflow=false")  # fmt: skip
+    other = evaluate(
+        trained,
+        cache_dir,
+        f"run={run_dir}",
+        "data=text",
+        f"data.path={small_text}",
+        "log_to_mlflow=false",
+    )
     assert own.returncode == 0 and other.returncode == 0, own.stderr + other.stderr
     tables = sorted(trained["cwd"].glob("evaluation/*/*/evaluation.csv"))[-2:]
     own_t, other_t = (pd.read_csv(t) for t in tables)

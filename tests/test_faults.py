@@ -21,18 +21,31 @@ from tinygpt.train.job import run
 
 pytestmark = pytest.mark.slow
 
-SWEEP = [*TINY[:-4], "training.max_steps=400", "training.save_interval=50",
-         "training.eval_interval=100", "training.eval_batches=2", "training.log_interval=10",
-         "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=1,2,3,4"]  # fmt: skip
+SWEEP = [
+    *TINY[:-4],
+    "training.max_steps=400",
+    "training.save_interval=50",
+    "training.eval_interval=100",
+    "training.eval_batches=2",
+    "training.log_interval=10",
+    "hydra/launcher=joblib",
+    "hydra.launcher.n_jobs=4",
+    "seed=1,2,3,4",
+]
 
 
 def sweep(cwd: Path, cache_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "TINYGPT_CACHE": str(cache_dir), "HYDRA_FULL_ERROR": "0"}
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "tinygpt.app", "-m", *SWEEP], cwd=cwd, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "tinygpt.app", "-m", *SWEEP],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def test_a_sweep_killed_hard_finishes_every_job_once_when_retyped(tmp_path, cache_dir):

@@ -17,8 +17,12 @@ def loss_curve(make_cfg, tmp_path: Path) -> list[float]:
     run(make_cfg(*CURVE, f"tracking.uri={uri}"), out_dir=tmp_path / "run")
     client = MlflowClient(uri)
     (r,) = client.search_runs([client.get_experiment_by_name("tinygpt").experiment_id])
-    return [m.value for m in sorted(client.get_metric_history(r.info.run_id, "train_loss"),
-                                    key=lambda m: m.step)]  # fmt: skip
+    return [
+        m.value
+        for m in sorted(
+            client.get_metric_history(r.info.run_id, "train_loss"), key=lambda m: m.step
+        )
+    ]
 
 
 def test_loss_curve_matches_the_recorded_one(make_cfg, tmp_path):

@@ -27,10 +27,19 @@ def grid(noise: float = 0.003, seed: int = 0) -> pd.DataFrame:
     """5 sizes x 4 budgets x 2 seeds, as the main job lays them out."""
     rng = np.random.default_rng(seed)
     rows = [
-        {"run_id": f"{n:.0f}-{d:.0f}-{s}", "N": n, "D": d, "C": 6 * n * d, "seed": s,
-         "loss": true_loss(n, d) * np.exp(rng.normal(0, noise)), "training.tokens": d}
-        for n in np.geomspace(1e4, 3e5, 5) for d in (1e5, 2e5, 4e5, 8e5) for s in (1, 2)
-    ]  # fmt: skip
+        {
+            "run_id": f"{n:.0f}-{d:.0f}-{s}",
+            "N": n,
+            "D": d,
+            "C": 6 * n * d,
+            "seed": s,
+            "loss": true_loss(n, d) * np.exp(rng.normal(0, noise)),
+            "training.tokens": d,
+        }
+        for n in np.geomspace(1e4, 3e5, 5)
+        for d in (1e5, 2e5, 4e5, 8e5)
+        for s in (1, 2)
+    ]
     return pd.DataFrame(rows)
 
 

@@ -29,8 +29,16 @@ def profiles(budgets=(1e12, 3e12, 1e13, 3e13), noise=0.003, spread=6.0, seed=1) 
             d = c / (6 * n)
             for s in (1, 2):
                 loss = LAW["E"] + LAW["A"] / n ** LAW["alpha"] + LAW["B"] / d ** LAW["beta"]
-                rows.append({"run_id": f"{c}-{n}-{s}", "N": n, "D": d, "C": c, "seed": s,
-                             "loss": loss * np.exp(rng.normal(0, noise))})  # fmt: skip
+                rows.append(
+                    {
+                        "run_id": f"{c}-{n}-{s}",
+                        "N": n,
+                        "D": d,
+                        "C": c,
+                        "seed": s,
+                        "loss": loss * np.exp(rng.normal(0, noise)),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -89,8 +97,12 @@ def test_every_size_spends_the_same_compute(make_cfg):
 
 
 def test_budgets_too_small_for_a_model_are_left_out_and_all_too_small_is_an_error(make_cfg):
-    base = ["model.d_model=64", "optimizer/schedule=wsd", "optimizer.schedule.warmup_steps=10",
-            "training.max_steps=null"]  # fmt: skip
+    base = [
+        "model.d_model=64",
+        "optimizer/schedule=wsd",
+        "optimizer.schedule.warmup_steps=10",
+        "training.max_steps=null",
+    ]
     cfg = make_cfg(*base, "isoflop.budgets=[1e8,2e10]")
     assert list(compute_plan(cfg).values()) == [2e10]
     with pytest.raises(TinyGPTError, match="every budget is too small"):
@@ -104,11 +116,18 @@ def test_the_envelope_of_training_curves_tracks_the_frontier():
 
     rng = np.random.default_rng(0)
     rows = [
-        {"run_id": f"{n}-{s}", "N": n, "D": d, "C": 6 * n * d,
-         "loss": (LAW["E"] + LAW["A"] / n ** LAW["alpha"] + LAW["B"] / d ** LAW["beta"])
-         * np.exp(rng.normal(0, 0.002))}
-        for n in np.geomspace(1e4, 1e7, 13) for s in (1, 2) for d in np.geomspace(1e4, 1e9, 60)
-    ]  # fmt: skip
+        {
+            "run_id": f"{n}-{s}",
+            "N": n,
+            "D": d,
+            "C": 6 * n * d,
+            "loss": (LAW["E"] + LAW["A"] / n ** LAW["alpha"] + LAW["B"] / d ** LAW["beta"])
+            * np.exp(rng.normal(0, 0.002)),
+        }
+        for n in np.geomspace(1e4, 1e7, 13)
+        for s in (1, 2)
+        for d in np.geomspace(1e4, 1e9, 60)
+    ]
     env = envelope(pd.DataFrame(rows), n_boot=200)
     assert env.n_exponent == pytest.approx(A_TRUE, abs=0.05)
     assert env.n_exponent + env.d_exponent == pytest.approx(1.0, abs=1e-9)  # C = 6ND

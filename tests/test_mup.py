@@ -18,8 +18,17 @@ from tinygpt.train.optim import param_groups
 
 def model(width: int, parametrization: str, seed: int = 0) -> TinyGPT:
     torch.manual_seed(seed)
-    return TinyGPT(GPTConfig(vocab_size=50, d_model=width, n_layers=2, n_heads=4, context=16,
-                             parametrization=parametrization, base_width=32))  # fmt: skip
+    return TinyGPT(
+        GPTConfig(
+            vocab_size=50,
+            d_model=width,
+            n_layers=2,
+            n_heads=4,
+            context=16,
+            parametrization=parametrization,
+            base_width=32,
+        )
+    )
 
 
 def test_at_the_base_width_mup_is_sp_bit_for_bit():
@@ -72,11 +81,18 @@ def test_coordinate_check_is_flat_under_mup_and_grows_under_sp(make_cfg):
 
 
 @pytest.mark.parametrize("opt", ["adamw", "sgd"])
-def test_a_mup_run_resumes_to_the_same_loss_and_reloads_from_its_checkpoint(make_cfg, tmp_path,
-                                                                          opt):  # fmt: skip
-    overrides = ["model.parametrization=mup", "model.d_model=64", "model.base_width=16",
-                 f"optimizer={opt}", "optimizer/schedule=wsd", "training.max_steps=20",
-                 "training.save_interval=1000"]  # fmt: skip
+def test_a_mup_run_resumes_to_the_same_loss_and_reloads_from_its_checkpoint(
+    make_cfg, tmp_path, opt
+):
+    overrides = [
+        "model.parametrization=mup",
+        "model.d_model=64",
+        "model.base_width=16",
+        f"optimizer={opt}",
+        "optimizer/schedule=wsd",
+        "training.max_steps=20",
+        "training.save_interval=1000",
+    ]
     full = run(make_cfg(*overrides), out_dir=tmp_path / "full")
     assert math.isfinite(full)
     assert math.isnan(run(make_cfg(*overrides, "training.stop_at=10"), out_dir=tmp_path / "half"))
@@ -134,13 +150,28 @@ def test_a_mup_base_adapts_with_lora_and_serves_text(make_cfg, tmp_path, cache_d
     from tinygpt.serving import Generator
 
     base_dir = tmp_path / "base"
-    run(make_cfg("model.parametrization=mup", "model.d_model=64", "model.base_width=16",
-                 "model.context=64", "training.max_steps=20"), out_dir=base_dir)  # fmt: skip
+    run(
+        make_cfg(
+            "model.parametrization=mup",
+            "model.d_model=64",
+            "model.base_width=16",
+            "model.context=64",
+            "training.max_steps=20",
+        ),
+        out_dir=base_dir,
+    )
     base, tok, _ = seal.load_base(str(base_dir))
     assert base.cfg.parametrization == "mup" and base.cfg.width_mult == 4
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("config", overrides=[f"data.cache_dir={cache_dir}", "tracking.enabled=false",
-                                           "seal=lora", f"seal.base={base_dir}"])  # fmt: skip
+        cfg = compose(
+            "config",
+            overrides=[
+                f"data.cache_dir={cache_dir}",
+                "tracking.enabled=false",
+                "seal=lora",
+                f"seal.base={base_dir}",
+            ],
+        )
     adapted = seal.lora(base, cfg.seal)
     seq = torch.from_numpy(tok.encode("In the beginning God created the heaven and the earth." * 2))
     before = seal.continuation_loss(adapted, seal.Passage(seq[:30], seq[30:60]))

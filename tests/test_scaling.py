@@ -25,14 +25,24 @@ def chinchilla_fit(tmp_path_factory, cache_dir) -> dict:
     """`tinygpt-analyze` on the Chinchilla data, end to end from the command line."""
     cwd = tmp_path_factory.mktemp("chinchilla")
     proc = tinygpt_cli(
-        "source=chinchilla", f"source.path={FIXTURE}", "fit.bootstrap=1000",
-        cwd=cwd, cache_dir=cache_dir, app="tinygpt.analyze",
-    )  # fmt: skip
+        "source=chinchilla",
+        f"source.path={FIXTURE}",
+        "fit.bootstrap=1000",
+        cwd=cwd,
+        cache_dir=cache_dir,
+        app="tinygpt.analyze",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "L(N, D) = 1.8172 + 477.8/N^0.3473 + 2143/D^0.3672" in proc.stdout
     (out,) = cwd.glob("analysis/*/*")
-    for name in ("points.csv", "aggregated.csv", "fit.json", "iso_loss.png", "residuals.png",
-                 "scaling_N.png"):  # fmt: skip
+    for name in (
+        "points.csv",
+        "aggregated.csv",
+        "fit.json",
+        "iso_loss.png",
+        "residuals.png",
+        "scaling_N.png",
+    ):
         assert (out / name).exists(), name
     assert len(pd.read_csv(out / "points.csv")) == 240
     return json.loads((out / "fit.json").read_text())["laws"]["L(N, D)"]
@@ -135,9 +145,19 @@ def test_compute_optimal_allocation_minimises_loss_at_fixed_compute():
 
 
 def test_seeds_are_aggregated_and_protocol_warnings_raised():
-    rows = [{"run_id": f"{n}-{s}", "N": n, "D": 1e6, "C": 6e6 * n, "loss": 3 - np.log10(n) / 10
-             + s / 100, "seed": s, "model.d_model": n // 100} for n in (1e3, 2e3, 4e3, 8e3)
-            for s in (1, 2)]  # fmt: skip
+    rows = [
+        {
+            "run_id": f"{n}-{s}",
+            "N": n,
+            "D": 1e6,
+            "C": 6e6 * n,
+            "loss": 3 - np.log10(n) / 10 + s / 100,
+            "seed": s,
+            "model.d_model": n // 100,
+        }
+        for n in (1e3, 2e3, 4e3, 8e3)
+        for s in (1, 2)
+    ]
     table = pd.DataFrame(rows)
     agg = aggregate_seeds(table)
     assert len(agg) == 4 and set(agg["seeds"]) == {2}
@@ -159,9 +179,13 @@ def test_too_few_points_and_nan_losses_are_clear_errors():
 @pytest.mark.slow
 def test_csv_missing_a_mapped_column_is_one_clear_message(tmp_path, cache_dir):
     proc = tinygpt_cli(
-        "source=csv", f"source.path={FIXTURE}", "source.columns.N=params",
-        cwd=tmp_path, cache_dir=cache_dir, app="tinygpt.analyze",
-    )  # fmt: skip
+        "source=csv",
+        f"source.path={FIXTURE}",
+        "source.columns.N=params",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+        app="tinygpt.analyze",
+    )
     assert proc.returncode == 2
     assert "lacks the mapped column(s) two of N→'params', D→'D', C→'C'" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -60,9 +60,13 @@ def test_wsd_shorter_run_is_the_same_trunk_with_an_earlier_decay():
 
 @pytest.mark.parametrize(
     ("kwargs", "setting"),
-    [({"shape": "sqrt"}, "shape"), ({"decay_fraction": 1.5}, "decay_fraction"),
-     ({"min_lr_ratio": -0.1}, "min_lr_ratio"), ({"warmup_steps": -1}, "warmup_steps")],
-)  # fmt: skip
+    [
+        ({"shape": "sqrt"}, "shape"),
+        ({"decay_fraction": 1.5}, "decay_fraction"),
+        ({"min_lr_ratio": -0.1}, "min_lr_ratio"),
+        ({"warmup_steps": -1}, "warmup_steps"),
+    ],
+)
 def test_bad_schedule_settings_name_the_setting(kwargs, setting):
     with pytest.raises(TinyGPTError, match=f"optimizer.schedule.{setting}"):
         WSD(**kwargs)

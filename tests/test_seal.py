@@ -27,19 +27,30 @@ def base_run(tmp_path_factory, cache_dir) -> Path:
     out = tmp_path_factory.mktemp("seal-base")
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         overrides = [*TINY, "model.context=64", "training.max_steps=60"]
-        cfg = compose("config", overrides=[f"data.cache_dir={cache_dir}", "tracking.enabled=false",
-                                           *overrides])  # fmt: skip
+        cfg = compose(
+            "config",
+            overrides=[f"data.cache_dir={cache_dir}", "tracking.enabled=false", *overrides],
+        )
     train_run(cfg, out_dir=out)
     return out
 
 
 def seal_cfg(base_run: Path, cache_dir: Path, *overrides: str):
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose("config", overrides=[
-            f"data.cache_dir={cache_dir}", "tracking.enabled=false", "seal=lora",
-            f"seal.base={base_run}", "seal.passages=2", "seal.passage_tokens=64",
-            "seal.inner_steps=3", "seal.forget_batches=1", *overrides,
-        ])  # fmt: skip
+        return compose(
+            "config",
+            overrides=[
+                f"data.cache_dir={cache_dir}",
+                "tracking.enabled=false",
+                "seal=lora",
+                f"seal.base={base_run}",
+                "seal.passages=2",
+                "seal.passage_tokens=64",
+                "seal.inner_steps=3",
+                "seal.forget_batches=1",
+                *overrides,
+            ],
+        )
 
 
 def test_inner_loop_changes_only_adapter_weights(base_run, cache_dir):
@@ -53,8 +64,11 @@ def test_inner_loop_changes_only_adapter_weights(base_run, cache_dir):
         assert torch.equal(v, before[k]), k  # the base is bit-identical
     changed = {n for n, p in adapted.named_parameters() if p.requires_grad}
     assert changed and all("lora_" in n for n in changed)
-    frozen = {n.removeprefix("base_model.model."): p for n, p in adapted.named_parameters()
-              if "lora_" not in n}  # fmt: skip
+    frozen = {
+        n.removeprefix("base_model.model."): p
+        for n, p in adapted.named_parameters()
+        if "lora_" not in n
+    }
     for name, p in frozen.items():
         key = name.replace(".base_layer", "")
         assert torch.equal(p, before[key]), name
@@ -75,8 +89,12 @@ def test_merged_adapter_gives_the_same_outputs(base_run, cache_dir):
 
 def test_trainable_parameters_grow_with_rank(base_run, cache_dir):
     base, _, _ = seal.load_base(str(base_run))
-    counts = {r: seal.trainable_parameters(seal.lora(base, seal_cfg(
-        base_run, cache_dir, f"seal.lora_rank={r}").seal)) for r in (2, 4, 8)}  # fmt: skip
+    counts = {
+        r: seal.trainable_parameters(
+            seal.lora(base, seal_cfg(base_run, cache_dir, f"seal.lora_rank={r}").seal)
+        )
+        for r in (2, 4, 8)
+    }
     d, layers = base.cfg.d_model, base.cfg.n_layers
     # qkv (d -> 3d) and attn.proj (d -> d): r * (in + out) each, per layer
     assert counts == {r: layers * r * ((d + 3 * d) + (d + d)) for r in (2, 4, 8)}
@@ -96,8 +114,9 @@ def test_training_on_a_memorisable_passage_lowers_its_loss(base_run, cache_dir):
     assert seal.continuation_loss(adapted, p) < before - 0.05
 
 
-def test_rest_em_fine_tunes_the_policy_on_the_best_edits_only(base_run, cache_dir, tmp_path,
-                                                             monkeypatch):  # fmt: skip
+def test_rest_em_fine_tunes_the_policy_on_the_best_edits_only(
+    base_run, cache_dir, tmp_path, monkeypatch
+):
     seen = []
     real = seal.SelfPolicy.improve
 
@@ -106,8 +125,15 @@ def test_rest_em_fine_tunes_the_policy_on_the_best_edits_only(base_run, cache_di
         return real(policy, best, seed)
 
     monkeypatch.setattr(seal.SelfPolicy, "improve", spy)
-    cfg = seal_cfg(base_run, cache_dir, "seal.policy=self", "seal.k=3", "seal.rounds=1",
-                   "seal.edit_tokens=16", "seal.outer_steps=3")  # fmt: skip
+    cfg = seal_cfg(
+        base_run,
+        cache_dir,
+        "seal.policy=self",
+        "seal.k=3",
+        "seal.rounds=1",
+        "seal.edit_tokens=16",
+        "seal.outer_steps=3",
+    )
 
     class NoTracker:
         def log_metrics(self, *a):
@@ -130,10 +156,18 @@ def test_rest_em_fine_tunes_the_policy_on_the_best_edits_only(base_run, cache_di
 
 @pytest.mark.slow
 def test_cli_sweep_over_steps_and_ranks(base_run, tmp_path, cache_dir):
-    proc = tinygpt_cli("-m", "seal=lora", f"seal.base={base_run}", "seal.passages=2",
-                       "seal.passage_tokens=64", "seal.forget_batches=1",
-                       "seal.inner_steps=1,3", "seal.lora_rank=2,4", cwd=tmp_path,
-                       cache_dir=cache_dir)  # fmt: skip
+    proc = tinygpt_cli(
+        "-m",
+        "seal=lora",
+        f"seal.base={base_run}",
+        "seal.passages=2",
+        "seal.passage_tokens=64",
+        "seal.forget_batches=1",
+        "seal.inner_steps=1,3",
+        "seal.lora_rank=2,4",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+    )
     assert proc.returncode == 0, proc.stderr
     jsonls = sorted(tmp_path.glob("multirun/*/*/*/edits.jsonl"))
     assert len(jsonls) == 4
@@ -143,15 +177,24 @@ def test_cli_sweep_over_steps_and_ranks(base_run, tmp_path, cache_dir):
     runs = client.search_runs([client.get_experiment_by_name("tinygpt").experiment_id])
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(children) == 4 and {r.info.status for r in children} == {"FINISHED"}
-    assert all({"improvement", "forgetting", "update_tokens"} <= r.data.metrics.keys()
-               for r in children)  # fmt: skip
+    assert all(
+        {"improvement", "forgetting", "update_tokens"} <= r.data.metrics.keys() for r in children
+    )
 
     # Retyping the sweep skips the four finished jobs: no adaptation runs again.
     ends = {r.info.run_id: r.info.end_time for r in children}
-    again = tinygpt_cli("-m", "seal=lora", f"seal.base={base_run}", "seal.passages=2",
-                        "seal.passage_tokens=64", "seal.forget_batches=1",
-                        "seal.inner_steps=1,3", "seal.lora_rank=2,4", cwd=tmp_path,
-                        cache_dir=cache_dir)  # fmt: skip
+    again = tinygpt_cli(
+        "-m",
+        "seal=lora",
+        f"seal.base={base_run}",
+        "seal.passages=2",
+        "seal.passage_tokens=64",
+        "seal.forget_batches=1",
+        "seal.inner_steps=1,3",
+        "seal.lora_rank=2,4",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+    )
     assert again.returncode == 0, again.stderr
     assert len(sorted(tmp_path.glob("multirun/*/*/*/edits.jsonl"))) == 4  # none written again
     runs = client.search_runs([client.get_experiment_by_name("tinygpt").experiment_id])
@@ -159,8 +202,12 @@ def test_cli_sweep_over_steps_and_ranks(base_run, tmp_path, cache_dir):
     assert {r.info.run_id: r.info.end_time for r in jobs} == ends
 
     # The adaptation view of the same sweep.
-    proc = tinygpt_cli(f"source.uri=sqlite:///{tmp_path / 'mlflow.db'}", cwd=tmp_path,
-                       cache_dir=cache_dir, app="tinygpt.analyze")  # fmt: skip
+    proc = tinygpt_cli(
+        f"source.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+        app="tinygpt.analyze",
+    )
     assert proc.returncode == 0, proc.stderr
     (out,) = tmp_path.glob("analysis/*/*")
     for name in ("adaptation_laws.png", "pareto_forgetting.png", "adaptation.csv"):
@@ -185,16 +232,27 @@ def test_bad_input_is_clear(base_run, cache_dir, tmp_path):
     with pytest.raises(TinyGPTError, match="at least 1"):
         adapt_run(seal_cfg(base_run, cache_dir, "seal.lora_rank=0"), out_dir=tmp_path / "b")
     (tmp_path / "short.txt").write_text("\n\n".join(["tiny"] * 50))
-    cfg = seal_cfg(base_run, cache_dir, "seal.target._target_=tinygpt.data.corpora.text",
-                   f"+seal.target.path={tmp_path / 'short.txt'}")  # fmt: skip
+    cfg = seal_cfg(
+        base_run,
+        cache_dir,
+        "seal.target._target_=tinygpt.data.corpora.text",
+        f"+seal.target.path={tmp_path / 'short.txt'}",
+    )
     with pytest.raises(TinyGPTError, match="no passage"):
         adapt_run(cfg, out_dir=tmp_path / "c")
 
 
 @pytest.mark.slow
 def test_pretrained_policy_rewrites_passages_and_learns_from_the_best(base_run, cache_dir):
-    cfg = seal_cfg(base_run, cache_dir, "seal.policy=pretrained", "seal.edit_tokens=12",
-                   "seal.temperature=0.7", "seal.top_k=50", "seal.outer_steps=2")  # fmt: skip
+    cfg = seal_cfg(
+        base_run,
+        cache_dir,
+        "seal.policy=pretrained",
+        "seal.edit_tokens=12",
+        "seal.temperature=0.7",
+        "seal.top_k=50",
+        "seal.outer_steps=2",
+    )
     base, tok, _ = seal.load_base(str(base_run))
     policy = pretrained.PretrainedPolicy(base, tok, cfg.seal)
     p = seal.passages(cfg.seal, tok, base.cfg.context)[0]
@@ -215,10 +273,21 @@ def test_pretrained_policy_rewrites_passages_and_learns_from_the_best(base_run, 
 
 @pytest.mark.slow
 def test_pretrained_policy_from_the_cli(base_run, tmp_path, cache_dir):
-    proc = tinygpt_cli("seal=lora", f"seal.base={base_run}", "seal.policy=pretrained",
-                       "seal.passages=1", "seal.k=2", "seal.edit_tokens=12", "seal.rounds=1",
-                       "seal.outer_steps=1", "seal.passage_tokens=64", "seal.inner_steps=1",
-                       "seal.forget_batches=1", cwd=tmp_path, cache_dir=cache_dir)  # fmt: skip
+    proc = tinygpt_cli(
+        "seal=lora",
+        f"seal.base={base_run}",
+        "seal.policy=pretrained",
+        "seal.passages=1",
+        "seal.k=2",
+        "seal.edit_tokens=12",
+        "seal.rounds=1",
+        "seal.outer_steps=1",
+        "seal.passage_tokens=64",
+        "seal.inner_steps=1",
+        "seal.forget_batches=1",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+    )
     assert proc.returncode == 0, proc.stderr
     (log,) = tmp_path.glob("outputs/*/*/edits.jsonl")
     rows = [json.loads(line) for line in log.read_text().splitlines()]
@@ -239,19 +308,24 @@ def test_pretrained_policy_without_its_weights_is_clear(monkeypatch):
 def adaptation_table(**settings) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     n = len(next(iter(settings.values())))
-    return pd.DataFrame({
-        "run_id": [f"r{i}" for i in range(n)], "seed": 1,
-        "improvement": rng.uniform(0.01, 0.2, n), "forgetting": rng.uniform(0, 0.1, n),
-        "update_tokens": 1000.0, "edit_tokens": 100.0, "trainable_parameters": 512.0,
-        **settings,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "run_id": [f"r{i}" for i in range(n)],
+            "seed": 1,
+            "improvement": rng.uniform(0.01, 0.2, n),
+            "forgetting": rng.uniform(0, 0.1, n),
+            "update_tokens": 1000.0,
+            "edit_tokens": 100.0,
+            "trainable_parameters": 512.0,
+            **settings,
+        }
+    )
 
 
 def test_adaptation_view_of_a_policy_sweep_without_inner_steps(tmp_path):
     table = adaptation_table(**{"seal.policy": ["passage", "self", "pretrained"]})
     paths, report = adaptation.write(table, tmp_path)
-    assert {p.name for p in paths} == {"pareto_forgetting.png", "adaptation.csv",
-                                       "adaptation.json"}  # fmt: skip
+    assert {p.name for p in paths} == {"pareto_forgetting.png", "adaptation.csv", "adaptation.json"}
     summary = pd.read_csv(tmp_path / "adaptation.csv")
     assert sorted(summary["seal.policy"]) == ["passage", "pretrained", "self"]
     assert report["settings"] == ["seal.policy"] and report["fits"] == {}
@@ -261,9 +335,13 @@ def test_adaptation_view_of_a_policy_sweep_without_inner_steps(tmp_path):
 
 def test_adaptation_laws_get_one_series_per_other_setting(tmp_path):
     steps = [1, 3, 10, 30] * 4
-    table = adaptation_table(**{"seal.inner_steps": steps,
-                                "seal.lora_rank": [4] * 8 + [8] * 8,
-                                "seal.policy": (["self"] * 4 + ["passage"] * 4) * 2})  # fmt: skip
+    table = adaptation_table(
+        **{
+            "seal.inner_steps": steps,
+            "seal.lora_rank": [4] * 8 + [8] * 8,
+            "seal.policy": (["self"] * 4 + ["passage"] * 4) * 2,
+        }
+    )
     paths, report = adaptation.write(table, tmp_path)
     assert (tmp_path / "adaptation_laws.png") in paths
     assert report["settings"][-1] == "seal.inner_steps"

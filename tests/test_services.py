@@ -13,8 +13,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.service]
 
 
 def rest(uri: str, path: str, body: dict) -> dict:
-    req = urllib.request.Request(f"{uri}/api/2.0/mlflow/{path}", json.dumps(body).encode(),
-                                 {"Content-Type": "application/json"})  # fmt: skip
+    req = urllib.request.Request(
+        f"{uri}/api/2.0/mlflow/{path}",
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json"},
+    )
     return json.loads(urllib.request.urlopen(req, timeout=30).read())
 
 
@@ -38,8 +41,9 @@ def pg_server(tmp_path_factory):
 
 
 def test_sweep_into_a_postgres_backed_server(pg_server, tmp_path, cache_dir):
-    proc = tinygpt_cli("-m", *TINY, "seed=1,2", f"tracking.uri={pg_server}", cwd=tmp_path,
-                       cache_dir=cache_dir)  # fmt: skip
+    proc = tinygpt_cli(
+        "-m", *TINY, "seed=1,2", f"tracking.uri={pg_server}", cwd=tmp_path, cache_dir=cache_dir
+    )
     assert proc.returncode == 0, proc.stderr
     runs = search(pg_server)
     parents = [r for r in runs if tags(r).get("sweep") == "true"]
@@ -59,8 +63,12 @@ def test_server_on_a_sweeps_sqlite_store_answers_rest_search(sweep_store, tmp_pa
         runs = search(uri)
     parents = [r for r in runs if tags(r).get("sweep") == "true"]
     assert len(parents) == 1
-    children = [r for r in runs if tags(r).get("mlflow.parentRunId") == parents[0]["info"]["run_id"]
-                and tags(r).get("kind") != "analysis"]  # fmt: skip
+    children = [
+        r
+        for r in runs
+        if tags(r).get("mlflow.parentRunId") == parents[0]["info"]["run_id"]
+        and tags(r).get("kind") != "analysis"
+    ]
     assert len(children) == 8
     for child in children:
         params = {p["key"]: p["value"] for p in child["data"]["params"]}

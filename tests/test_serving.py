@@ -21,8 +21,13 @@ PROMPT = "And God said"
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict:
     cwd = tmp_path_factory.mktemp("served")
-    proc = tinygpt_cli(*TINY, "training.max_steps=60", "tracking.register_as=kjv-tiny",
-                       cwd=cwd, cache_dir=cache_dir)  # fmt: skip
+    proc = tinygpt_cli(
+        *TINY,
+        "training.max_steps=60",
+        "tracking.register_as=kjv-tiny",
+        cwd=cwd,
+        cache_dir=cache_dir,
+    )
     assert proc.returncode == 0, proc.stderr
     client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("tinygpt").experiment_id])
@@ -30,8 +35,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict:
 
 
 def sample(trained: dict, cache_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return tinygpt_cli(*args, f"tracking_uri=sqlite:///{trained['cwd'] / 'mlflow.db'}",
-                       cwd=trained["cwd"], cache_dir=cache_dir, app="tinygpt.sample")  # fmt: skip
+    return tinygpt_cli(
+        *args,
+        f"tracking_uri=sqlite:///{trained['cwd'] / 'mlflow.db'}",
+        cwd=trained["cwd"],
+        cache_dir=cache_dir,
+        app="tinygpt.sample",
+    )
 
 
 def test_the_pyfunc_turns_prompts_into_text_in_a_fresh_process(trained, tmp_path, monkeypatch):
@@ -49,8 +59,11 @@ def test_the_pyfunc_turns_prompts_into_text_in_a_fresh_process(trained, tmp_path
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, f"sqlite:///{trained['cwd'] / 'mlflow.db'}", uri, PROMPT],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.splitlines()[-1])
     assert out["text"][0] == PROMPT + out["completion"][0] and len(out["completion"][0]) == 30

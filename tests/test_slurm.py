@@ -22,8 +22,15 @@ def runs(cwd: Path):
 
 
 def test_two_seed_sweep_lands_as_two_children(slurm_cluster, tmp_path, cache_dir):
-    proc = tinygpt_cli("-m", *TINY, *SLURM, f"hydra.launcher.partition={slurm_cluster}",
-                       "seed=1,2", cwd=tmp_path, cache_dir=cache_dir)  # fmt: skip
+    proc = tinygpt_cli(
+        "-m",
+        *TINY,
+        *SLURM,
+        f"hydra.launcher.partition={slurm_cluster}",
+        "seed=1,2",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+    )
     assert proc.returncode == 0, proc.stderr
     parents, children = runs(tmp_path)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -47,8 +54,9 @@ def _release_requeued_job(seconds: float) -> None:
     """SLURM holds a requeued job for 120 s (Reason=BeginTime); let it start now."""
     deadline = time.time() + seconds
     while time.time() < deadline:
-        queue = subprocess.run(["squeue", "-h", "-o", "%i %T %r"], capture_output=True,
-                               text=True).stdout.split("\n")  # fmt: skip
+        queue = subprocess.run(
+            ["squeue", "-h", "-o", "%i %T %r"], capture_output=True, text=True
+        ).stdout.split("\n")
         held = [line.split()[0] for line in queue if line.endswith("PENDING BeginTime")]
         if held:
             subprocess.run(["scontrol", "update", f"JobId={held[0]}", "StartTime=now"], check=True)
@@ -56,10 +64,16 @@ def _release_requeued_job(seconds: float) -> None:
         time.sleep(0.5)
 
 
-def test_preempted_job_is_requeued_and_resumes_to_the_same_loss(slurm_cluster, tmp_path,
-                                                                cache_dir):  # fmt: skip
-    job = ["-m", "model=d32", "training.max_steps=400", "training.log_interval=10", "seed=3",
-           *SLURM, "hydra.sweep.dir=sweep"]  # fmt: skip
+def test_preempted_job_is_requeued_and_resumes_to_the_same_loss(slurm_cluster, tmp_path, cache_dir):
+    job = [
+        "-m",
+        "model=d32",
+        "training.max_steps=400",
+        "training.log_interval=10",
+        "seed=3",
+        *SLURM,
+        "hydra.sweep.dir=sweep",
+    ]
     whole = tmp_path / "whole"
     whole.mkdir()
     assert tinygpt_cli(*job, cwd=whole, cache_dir=cache_dir).returncode == 0
@@ -68,14 +82,18 @@ def test_preempted_job_is_requeued_and_resumes_to_the_same_loss(slurm_cluster, t
     cut = tmp_path / "cut"
     cut.mkdir()
     sweep = subprocess.Popen(
-        ["bash", "-c", "exec \"$0\" -m tinygpt.app \"$@\"", __import__("sys").executable, *job],
-        cwd=cut, env={**__import__("os").environ, "TINYGPT_CACHE": str(cache_dir)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        ["bash", "-c", 'exec "$0" -m tinygpt.app "$@"', __import__("sys").executable, *job],
+        cwd=cut,
+        env={**__import__("os").environ, "TINYGPT_CACHE": str(cache_dir)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(cut / "sweep" / "0" / "tinygpt.log", "training:", 120)
     time.sleep(3)
-    job_id = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True,
-                            check=True).stdout.split()[0]  # fmt: skip
+    job_id = subprocess.run(
+        ["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)  # what a time limit sends
     _release_requeued_job(60)
     _, err = sweep.communicate(timeout=300)
@@ -93,8 +111,15 @@ def test_preempted_job_is_requeued_and_resumes_to_the_same_loss(slurm_cluster, t
 
 
 def test_a_failing_job_fails_the_sweep_and_the_others_finish(slurm_cluster, tmp_path, cache_dir):
-    proc = tinygpt_cli("-m", *TINY, *SLURM, "optimizer.grad_clip=null",
-                       "optimizer.lr=1e-3,1e30", cwd=tmp_path, cache_dir=cache_dir)  # fmt: skip
+    proc = tinygpt_cli(
+        "-m",
+        *TINY,
+        *SLURM,
+        "optimizer.grad_clip=null",
+        "optimizer.lr=1e-3,1e30",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+    )
     assert proc.returncode != 0
     assert "sweep FAILED: of 2 jobs, 1 failed or were killed" in proc.stderr
     parents, children = runs(tmp_path)
@@ -106,8 +131,16 @@ def test_a_failing_job_fails_the_sweep_and_the_others_finish(slurm_cluster, tmp_
 
 
 def test_an_impossible_request_is_rejected_not_left_pending(slurm_cluster, tmp_path, cache_dir):
-    proc = tinygpt_cli("-m", *TINY, *SLURM, "hydra.launcher.cpus_per_task=512", "seed=1",
-                       cwd=tmp_path, cache_dir=cache_dir, timeout=60)  # fmt: skip
+    proc = tinygpt_cli(
+        "-m",
+        *TINY,
+        *SLURM,
+        "hydra.launcher.cpus_per_task=512",
+        "seed=1",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "SLURM rejects the job request" in proc.stderr
     assert "More processors requested than permitted" in proc.stderr

@@ -32,15 +32,26 @@ def test_each_second_is_charged_to_the_innermost_phase_only():
 
 def test_a_job_records_where_its_time_went(make_cfg, tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cfg = make_cfg("training.eval_interval=10", "training.save_interval=10",
-                   "tracking.enabled=true", f"tracking.uri={store}")  # fmt: skip
+    cfg = make_cfg(
+        "training.eval_interval=10",
+        "training.save_interval=10",
+        "tracking.enabled=true",
+        f"tracking.uri={store}",
+    )
     t0 = time.perf_counter()  # after composing: the job's clock starts when run() is called
     run(cfg, out_dir=tmp_path)
     wall = time.perf_counter() - t0
     timing = json.loads((tmp_path / "timing.json").read_text())
     phases = timing["seconds"]
-    for phase in ("start-up", "training", "evaluation", "checkpoints", "tracking", "model logging",
-                  "finish"):  # fmt: skip
+    for phase in (
+        "start-up",
+        "training",
+        "evaluation",
+        "checkpoints",
+        "tracking",
+        "model logging",
+        "finish",
+    ):
         assert phases[phase] > 0, phase
     assert timing["total_seconds"] == pytest.approx(sum(phases.values()))
     # The phases cover the job: nothing outside them but the call itself.

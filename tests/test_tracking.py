@@ -35,9 +35,15 @@ def sweep_runs(cwd: Path):
 
 def test_joblib_sweep_of_8_jobs_4_at_a_time_loses_nothing(tmp_path, cache_dir):
     proc = tinygpt_cli(
-        "-m", *TINY, "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=1,2,3,4,5,6,7,8",
-        "tracking.log_model=false", cwd=tmp_path, cache_dir=cache_dir,
-    )  # fmt: skip
+        "-m",
+        *TINY,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=4",
+        "seed=1,2,3,4,5,6,7,8",
+        "tracking.log_model=false",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+    )
     assert proc.returncode == 0, proc.stderr
     client, parents, children = sweep_runs(tmp_path)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -86,10 +92,21 @@ def test_sigterm_gives_a_killed_run_and_a_usable_checkpoint(tmp_path, cache_dir)
     env.pop("MLFLOW_TRACKING_URI", None)  # the store is ./mlflow.db of the job's cwd
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tinygpt.app", *TINY, "training.max_steps=100000",
-         "training.log_interval=1", f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "tinygpt.app",
+            *TINY,
+            "training.max_steps=100000",
+            "training.log_interval=1",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     log_file, deadline = run_dir / "tinygpt.log", time.time() + 120
     # Once training has started (a loaded machine can take seconds to get there from "model:").
     while time.time() < deadline and not (
@@ -109,8 +126,9 @@ def test_sigterm_gives_a_killed_run_and_a_usable_checkpoint(tmp_path, cache_dir)
     ckpt = checkpoint.load(ckpt_path)
     assert ckpt["step"] > 0 and ckpt["mlflow_run_id"] == run.info.run_id
     more = [f"training.max_steps={ckpt['step'] + 5}", "training.resume=true"]
-    resumed = tinygpt_cli(*TINY, *more, f"hydra.run.dir={run_dir}", cwd=tmp_path,
-                          cache_dir=cache_dir)  # fmt: skip
+    resumed = tinygpt_cli(
+        *TINY, *more, f"hydra.run.dir={run_dir}", cwd=tmp_path, cache_dir=cache_dir
+    )
     assert resumed.returncode == 0, resumed.stderr
     (run,) = client.search_runs([exp])
     assert run.info.status == "FINISHED"
@@ -132,8 +150,16 @@ def test_final_model_is_logged_in_mlflow_format_with_hydra_files(tmp_path, cache
     assert {"hydra/config.yaml", "hydra/overrides.yaml", "hydra/hydra.yaml"} <= hydra_files
     assert "tinygpt.log" in {a.path for a in client.list_artifacts(run.info.run_id)}
     tags = run.data.tags
-    assert {"host", "device_name", "cpu_count", "torch_version", "cuda_version", "git_commit",
-            "git_dirty", "config_hash"} <= tags.keys()  # fmt: skip
+    assert {
+        "host",
+        "device_name",
+        "cpu_count",
+        "torch_version",
+        "cuda_version",
+        "git_commit",
+        "git_dirty",
+        "config_hash",
+    } <= tags.keys()
     # Enum settings are logged by value, so `params.hardware.attention = 'auto'` filters work.
     assert run.data.params["hardware.attention"] == "auto"
     assert run.data.params["hardware.device"] == "auto"
@@ -141,7 +167,8 @@ def test_final_model_is_logged_in_mlflow_format_with_hydra_files(tmp_path, cache
 
 def test_a_foreign_store_file_is_one_clear_message(tmp_path, cache_dir):
     (tmp_path / "notes.db").write_text("not a database")
-    proc = tinygpt_cli(*TINY, f"tracking.uri=sqlite:///{tmp_path / 'notes.db'}", cwd=tmp_path,
-                       cache_dir=cache_dir)  # fmt: skip
+    proc = tinygpt_cli(
+        *TINY, f"tracking.uri=sqlite:///{tmp_path / 'notes.db'}", cwd=tmp_path, cache_dir=cache_dir
+    )
     assert proc.returncode == 2
     assert "cannot open the MLflow store" in proc.stderr and "Traceback" not in proc.stderr

@@ -38,10 +38,18 @@ def test_results_and_checkpoints_are_complete(make_cfg, tmp_path):
     run(make_cfg("training.save_interval=10"), out_dir=tmp_path)
     res = json.loads((tmp_path / "results.json").read_text())
     expected = {
-        "final_val_loss", "final_val_perplexity", "best_val_loss", "test_loss", "total_steps",
-        "tokens_seen", "parameters", "non_embedding_parameters", "flops", "tokens_per_sec",
+        "final_val_loss",
+        "final_val_perplexity",
+        "best_val_loss",
+        "test_loss",
+        "total_steps",
+        "tokens_seen",
+        "parameters",
+        "non_embedding_parameters",
+        "flops",
+        "tokens_per_sec",
         "wall_seconds",
-    }  # fmt: skip
+    }
     assert expected <= res.keys()
     assert res["total_steps"] == 20 and res["tokens_seen"] == 20 * 8 * 32
     assert res["flops"] == res["flops_per_token"] * res["tokens_seen"]

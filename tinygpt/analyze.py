@@ -111,11 +111,19 @@ def exponents_report(analysis: Analysis) -> str | None:
     rows = []
     env, view = analysis.envelope, analysis.isoflop
     if env is not None:
-        rows.append(("1. envelope of curves", env.n_exponent, env.n_ci95, env.d_exponent,
-                     env.d_ci95))  # fmt: skip
+        rows.append(
+            ("1. envelope of curves", env.n_exponent, env.n_ci95, env.d_exponent, env.d_ci95)
+        )
     if view is not None and view.N_opt is not None:
-        rows.append(("2. IsoFLOP parabolas", view.N_opt.exponent, view.N_opt.ci95,
-                     view.D_opt.exponent, view.D_opt.ci95))  # fmt: skip
+        rows.append(
+            (
+                "2. IsoFLOP parabolas",
+                view.N_opt.exponent,
+                view.N_opt.ci95,
+                view.D_opt.exponent,
+                view.D_opt.ci95,
+            )
+        )
     law = analysis.laws.get("L(N, D)")
     if law is not None:
         a = law.to_dict()["compute_optimal"]["n_exponent"]

@@ -92,8 +92,13 @@ def evaluate_run(cfg: DictConfig, out: Path) -> Any:
     # Step 0: the model as the run initialised it (its seed, before any update).
     seed_everything(train_cfg["seed"])
     model = TinyGPT(GPTConfig(**model_cfg))
-    rows = [{"step": 0, "checkpoint": "(initialisation)",
-             **evaluate(model, windows, cfg.batch_size, runtime, token_bytes)}]  # fmt: skip
+    rows = [
+        {
+            "step": 0,
+            "checkpoint": "(initialisation)",
+            **evaluate(model, windows, cfg.batch_size, runtime, token_bytes),
+        }
+    ]
     for step, name, ckpt in found:
         model.load_state_dict(ckpt["model"])
         ev = evaluate(model, windows, cfg.batch_size, runtime, token_bytes)
@@ -104,8 +109,12 @@ def evaluate_run(cfg: DictConfig, out: Path) -> Any:
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "evaluation.csv", index=False)
     corpus = str(OmegaConf.create(data_cfg)["corpus"].get("_target_", "?")).rsplit(".", 1)[-1]
-    table.attrs.update(run_dir=str(run_dir), source_run_id=first.get("mlflow_run_id"),
-                       corpus=corpus, split=cfg.split)  # fmt: skip
+    table.attrs.update(
+        run_dir=str(run_dir),
+        source_run_id=first.get("mlflow_run_id"),
+        corpus=corpus,
+        split=cfg.split,
+    )
     plot(table, out / "loss_vs_step.png")
     return table
 
@@ -118,12 +127,21 @@ def plot(table: Any, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     trained = table[table["step"] > 0]
     ax.plot(trained["step"], trained["loss"], "o-", label="checkpoints")
-    ax.axhline(table["loss"].iloc[0], color="grey", ls="--", lw=1,
-               label=f"initialisation (step 0): {table['loss'].iloc[0]:.3f}")  # fmt: skip
-    ax.set(xlabel="training step", ylabel="loss (nats per token)",
-           title=f"{table.attrs['corpus']} {table.attrs['split']} split")  # fmt: skip
-    right = ax.secondary_yaxis("right", functions=(lambda v: v * _ratio(table),
-                                                   lambda v: v / _ratio(table)))  # fmt: skip
+    ax.axhline(
+        table["loss"].iloc[0],
+        color="grey",
+        ls="--",
+        lw=1,
+        label=f"initialisation (step 0): {table['loss'].iloc[0]:.3f}",
+    )
+    ax.set(
+        xlabel="training step",
+        ylabel="loss (nats per token)",
+        title=f"{table.attrs['corpus']} {table.attrs['split']} split",
+    )
+    right = ax.secondary_yaxis(
+        "right", functions=(lambda v: v * _ratio(table), lambda v: v / _ratio(table))
+    )
     right.set_ylabel("bits per byte")
     ax.legend(fontsize=8)
     return save(fig, path)
@@ -140,8 +158,10 @@ def log_to_mlflow(cfg: DictConfig, table: Any, out: Path) -> str | None:
 
     store = Store.connect(cfg.tracking_uri, cfg.experiment)
     source = table.attrs.get("source_run_id")
-    name = f"evaluation of {Path(table.attrs['run_dir']).name} on {table.attrs['corpus']} " \
-        f"{table.attrs['split']}"  # fmt: skip
+    name = (
+        f"evaluation of {Path(table.attrs['run_dir']).name} on {table.attrs['corpus']} "
+        f"{table.attrs['split']}"
+    )
     tags = {
         "kind": "evaluation",
         "source_run_id": source or "",
@@ -151,8 +171,9 @@ def log_to_mlflow(cfg: DictConfig, table: Any, out: Path) -> str | None:
     try:
         tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
         for r in table.itertuples():
-            tracker.log_metrics({"eval_loss": r.loss, "eval_bpb": r.bpb,
-                                 "eval_accuracy": r.accuracy}, int(r.step))  # fmt: skip
+            tracker.log_metrics(
+                {"eval_loss": r.loss, "eval_bpb": r.bpb, "eval_accuracy": r.accuracy}, int(r.step)
+            )
         for p in ("evaluation.csv", "loss_vs_step.png"):
             tracker.log_artifact(out / p)
     finally:

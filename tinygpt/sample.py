@@ -65,8 +65,9 @@ def _main(cfg: DictConfig) -> None:
         check_set(cfg)
         check_ranges(cfg, RANGES)
         gen = generator(str(cfg.run), cfg.tracking_uri)
-        texts = gen.complete([cfg.prompt] * cfg.n, cfg.max_new_tokens, cfg.temperature,
-                             cfg.top_k, cfg.seed)  # fmt: skip
+        texts = gen.complete(
+            [cfg.prompt] * cfg.n, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.seed
+        )
     except TinyGPTError as e:
         print(f"tinygpt-sample: error: {e}", file=sys.stderr)
         sys.exit(2)

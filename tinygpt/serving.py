@@ -61,8 +61,9 @@ class Generator:
         out = []
         for prompt in prompts:
             start = self._start(prompt)
-            ids = self.model.generate(start, int(max_new_tokens), float(temperature),
-                                      int(top_k) or None, generator=gen)  # fmt: skip
+            ids = self.model.generate(
+                start, int(max_new_tokens), float(temperature), int(top_k) or None, generator=gen
+            )
             out.append(self.tokenizer.decode(ids[0, start.size(1) :].tolist()))
         return out
 
@@ -94,9 +95,11 @@ class TextModel(_PythonModel):
         settings = {**DEFAULTS, **(params or {})}
         completions = self.generator.complete(prompts, **settings)
         return pd.DataFrame(
-            {"text": [p + c for p, c in zip(prompts, completions, strict=True)],
-             "completion": completions}
-        )  # fmt: skip
+            {
+                "text": [p + c for p, c in zip(prompts, completions, strict=True)],
+                "completion": completions,
+            }
+        )
 
 
 def log_text_model(
@@ -117,8 +120,9 @@ def log_text_model(
     return info.model_uri
 
 
-def _log(weights: Path, tokenizer_path: Path, requirements: list[str],
-         register_as: str | None) -> Any:  # fmt: skip
+def _log(
+    weights: Path, tokenizer_path: Path, requirements: list[str], register_as: str | None
+) -> Any:
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature

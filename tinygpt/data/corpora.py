@@ -154,10 +154,11 @@ def hf(
             out[ours] = texts[theirs]
         else:  # carve by document hash, stable as documents are added
             out[ours] = [
-                d for d in texts[theirs]
+                d
+                for d in texts[theirs]
                 if sharing[int(hashlib.sha256(d.encode()).hexdigest()[:8], 16) % len(sharing)]
                 == ours
-            ]  # fmt: skip
+            ]
     return out
 
 

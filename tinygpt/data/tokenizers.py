@@ -148,9 +148,11 @@ class HFTokenizer:
                 if token != self.EOT
             }
             self._fast = tiktoken.Encoding(
-                "tinygpt", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
+                "tinygpt",
+                pat_str=GPT2_PATTERN,
+                mergeable_ranks=ranks,
                 special_tokens={self.EOT: self.eot},
-            )  # fmt: skip
+            )
         return self._fast
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
@@ -186,9 +188,12 @@ def train_bpe(
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[HFTokenizer.EOT],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
-    )  # fmt: skip
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[HFTokenizer.EOT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(documents, trainer=trainer, length=len(documents))
     return HFTokenizer(tok)
 

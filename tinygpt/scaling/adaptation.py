@@ -40,8 +40,15 @@ def pareto_front(improvement: np.ndarray, forgetting: np.ndarray) -> np.ndarray:
     return front
 
 
-MEASURED = {"run_id", "seed", "improvement", "forgetting", "update_tokens", "edit_tokens",
-            "trainable_parameters"}  # fmt: skip
+MEASURED = {
+    "run_id",
+    "seed",
+    "improvement",
+    "forgetting",
+    "update_tokens",
+    "edit_tokens",
+    "trainable_parameters",
+}
 
 
 def settings(table: pd.DataFrame) -> list[str]:
@@ -58,10 +65,13 @@ def settings(table: pd.DataFrame) -> list[str]:
 def summarize(table: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
     """Seeds averaged per combination of the swept settings, with the Pareto front marked."""
     agg = table.groupby(swept).agg(
-        improvement=("improvement", "mean"), improvement_std=("improvement", "std"),
-        forgetting=("forgetting", "mean"), update_tokens=("update_tokens", "mean"),
-        trainable_parameters=("trainable_parameters", "mean"), runs=("run_id", "count"),
-    )  # fmt: skip
+        improvement=("improvement", "mean"),
+        improvement_std=("improvement", "std"),
+        forgetting=("forgetting", "mean"),
+        update_tokens=("update_tokens", "mean"),
+        trainable_parameters=("trainable_parameters", "mean"),
+        runs=("run_id", "count"),
+    )
     agg = agg.reset_index()
     agg["pareto"] = pareto_front(agg["improvement"].to_numpy(), agg["forgetting"].to_numpy())
     return agg
@@ -85,8 +95,12 @@ def plot_laws(agg: pd.DataFrame, series: list[str], path: Path) -> dict[str, Any
             fits[f"{label} vs {x}"] = law
             if law:
                 grid = np.geomspace(g[x].min(), g[x].max(), 50)
-                ax.plot(grid, law["a"] * grid ** law["b"], "-",
-                        label=f"{label}: {law['a']:.3g}·x^{law['b']:.2f}")  # fmt: skip
+                ax.plot(
+                    grid,
+                    law["a"] * grid ** law["b"],
+                    "-",
+                    label=f"{label}: {law['a']:.3g}·x^{law['b']:.2f}",
+                )
     for ax, x in zip(axes, ("inner steps", "update tokens"), strict=True):
         ax.set(xscale="log", xlabel=x, ylabel="improvement (target loss drop)")
         ax.legend(fontsize=7)
@@ -126,8 +140,12 @@ def write(table: pd.DataFrame, out: Path) -> tuple[list[Path], dict[str, Any]]:
     plot_pareto(agg, swept, paths[-1])
     paths.append(out / "adaptation.csv")
     agg.to_csv(paths[-1], index=False)
-    report = {"n_runs": len(table), "settings": swept, "fits": fits,
-              "pareto": agg[agg["pareto"]].to_dict(orient="records")}  # fmt: skip
+    report = {
+        "n_runs": len(table),
+        "settings": swept,
+        "fits": fits,
+        "pareto": agg[agg["pareto"]].to_dict(orient="records"),
+    }
     paths.append(out / "adaptation.json")
     paths[-1].write_text(json.dumps(report, indent=2, default=float))
     return paths, report

@@ -87,5 +87,10 @@ def envelope(
     boot = [_slopes(*winners(rng.integers(0, len(runs), len(runs)))[:3]) for _ in range(n_boot)]
     b = np.array([x for x in boot if x is not None] or [(np.nan, np.nan)])
     points = pd.DataFrame({"C": c, "N": n, "D": d, "loss": best_loss})
-    return Envelope(points, slopes[0], tuple(np.percentile(b[:, 0], [2.5, 97.5])),
-                    slopes[1], tuple(np.percentile(b[:, 1], [2.5, 97.5])))  # fmt: skip
+    return Envelope(
+        points,
+        slopes[0],
+        tuple(np.percentile(b[:, 0], [2.5, 97.5])),
+        slopes[1],
+        tuple(np.percentile(b[:, 1], [2.5, 97.5])),
+    )

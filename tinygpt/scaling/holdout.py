@@ -63,21 +63,28 @@ class Holdout:
             "fitted_on": self.law.n_points,
             "points": [
                 {
-                    "N": float(r.N), "D": float(r.D), "C": float(r.C), "loss": float(r.loss),
-                    "seeds": int(r.seeds), "predicted": float(r.predicted),
+                    "N": float(r.N),
+                    "D": float(r.D),
+                    "C": float(r.C),
+                    "loss": float(r.loss),
+                    "seeds": int(r.seeds),
+                    "predicted": float(r.predicted),
                     "relative_error": float(r.relative_error),
                     "ci95": [float(r.ci_low), float(r.ci_high)],
                 }
                 for r in self.points.itertuples()
             ],
             "max_abs_relative_error": self.max_abs_relative_error,
-        }  # fmt: skip
+        }
 
 
 def check(
-    rows: pd.DataFrame, mask: pd.Series, description: str, variables: list[str],
+    rows: pd.DataFrame,
+    mask: pd.Series,
+    description: str,
+    variables: list[str],
     settings: FitSettings,
-) -> Holdout:  # fmt: skip
+) -> Holdout:
     """Fit L(variables) on ``rows[~mask]`` and predict the configurations in ``rows[mask]``."""
     train, test = rows[~mask], rows[mask]
     if test.empty:

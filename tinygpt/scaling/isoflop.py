@@ -59,10 +59,17 @@ class Valley:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "C": self.C, "sizes": self.sizes, "runs": self.runs, "N_opt": self.N_opt,
-            "N_opt_ci95": list(self.N_ci), "D_opt": self.D_opt, "D_opt_ci95": list(self.D_ci),
-            "loss_min": self.loss_min, "quadratic_ln_N": list(self.quadratic), "note": self.note,
-        }  # fmt: skip
+            "C": self.C,
+            "sizes": self.sizes,
+            "runs": self.runs,
+            "N_opt": self.N_opt,
+            "N_opt_ci95": list(self.N_ci),
+            "D_opt": self.D_opt,
+            "D_opt_ci95": list(self.D_ci),
+            "loss_min": self.loss_min,
+            "quadratic_ln_N": list(self.quadratic),
+            "note": self.note,
+        }
 
 
 @dataclass
@@ -78,8 +85,7 @@ class Frontier:
         return self.coefficient * np.asarray(c, dtype=float) ** self.exponent
 
     def to_dict(self) -> dict[str, Any]:
-        return {"coefficient": self.coefficient, "exponent": self.exponent,
-                "ci95": list(self.ci95)}  # fmt: skip
+        return {"coefficient": self.coefficient, "exponent": self.exponent, "ci95": list(self.ci95)}
 
 
 @dataclass
@@ -131,21 +137,28 @@ def valley(rows: pd.DataFrame, c: float, n_boot: int, rng: np.random.Generator) 
         x = np.log(rows[var].to_numpy(float))
         found = _bottom(x, y)
         if found is None:
-            v.note = (f"loss against log {var} bends downward: the minimum is outside the sampled "
-                      "sizes; add smaller and larger models at this budget")  # fmt: skip
+            v.note = (
+                f"loss against log {var} bends downward: the minimum is outside the sampled "
+                "sizes; add smaller and larger models at this budget"
+            )
             return v
         xs, ys, q = found
         boot = _bootstrap_bottoms(x, y, n_boot, rng)
-        ci = tuple(np.exp(np.nanpercentile(boot, [2.5, 97.5]))) if np.isfinite(boot).any() \
-            else (float("nan"),) * 2  # fmt: skip
+        ci = (
+            tuple(np.exp(np.nanpercentile(boot, [2.5, 97.5])))
+            if np.isfinite(boot).any()
+            else (float("nan"),) * 2
+        )
         if var == "N":
             v.N_opt, v.N_ci, v.loss_min, v.quadratic, v.boot_n = np.exp(xs), ci, ys, tuple(q), boot
         else:
             v.D_opt, v.D_ci, v.boot_d = np.exp(xs), ci, boot
         if v.note is None and not x.min() <= xs <= x.max():
-            v.note = (f"the parabola's minimum in {var} ({np.exp(xs):,.0f}) lies outside the "
-                      f"sampled range [{np.exp(x.min()):,.0f}, {np.exp(x.max()):,.0f}]: not "
-                      "extrapolated onto the frontier")  # fmt: skip
+            v.note = (
+                f"the parabola's minimum in {var} ({np.exp(xs):,.0f}) lies outside the "
+                f"sampled range [{np.exp(x.min()):,.0f}, {np.exp(x.max()):,.0f}]: not "
+                "extrapolated onto the frontier"
+            )
     return v
 
 
@@ -164,16 +177,20 @@ def isoflop(table: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> IsoflopVi
     rows = table.assign(budget=compute_groups(table))
     counts = rows.groupby("budget")["N"].nunique()
     if (counts >= MIN_SIZES).sum() < MIN_BUDGETS:
-        return (f"needs {MIN_BUDGETS} compute budgets (C equal within 1 %) with {MIN_SIZES} model "
-                f"sizes each; these runs have {int((counts >= MIN_SIZES).sum())}")  # fmt: skip
+        return (
+            f"needs {MIN_BUDGETS} compute budgets (C equal within 1 %) with {MIN_SIZES} model "
+            f"sizes each; these runs have {int((counts >= MIN_SIZES).sum())}"
+        )
     rng = np.random.default_rng(seed)
     valleys = [valley(g, float(c), n_boot, rng) for c, g in rows.groupby("budget")]
     good = [v for v in valleys if v.usable]
     fronts: dict[str, Frontier | None] = {"N": None, "D": None}
     if len(good) >= 2:
         cs = np.array([v.C for v in good])
-        fronts["N"] = _frontier(cs, np.log([v.N_opt for v in good]),
-                                np.array([v.boot_n for v in good]))  # fmt: skip
-        fronts["D"] = _frontier(cs, np.log([v.D_opt for v in good]),
-                                np.array([v.boot_d for v in good]))  # fmt: skip
+        fronts["N"] = _frontier(
+            cs, np.log([v.N_opt for v in good]), np.array([v.boot_n for v in good])
+        )
+        fronts["D"] = _frontier(
+            cs, np.log([v.D_opt for v in good]), np.array([v.boot_d for v in good])
+        )
     return IsoflopView(valleys, fronts["N"], fronts["D"], rows)

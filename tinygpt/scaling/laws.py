@@ -70,9 +70,10 @@ class Law:
         k = len(self.variables)
         parts = [
             f"{p[c]:.4g}/{v}^{p[e]:.4f}"
-            for c, e, v in zip(self.param_names()[:k], self.param_names()[k : 2 * k],
-                               self.variables, strict=True)
-        ]  # fmt: skip
+            for c, e, v in zip(
+                self.param_names()[:k], self.param_names()[k : 2 * k], self.variables, strict=True
+            )
+        ]
         if self.with_e:
             parts.insert(0, f"{p['E']:.4f}")
         return f"L({', '.join(self.variables)}) = " + " + ".join(parts)
@@ -94,11 +95,13 @@ class Law:
                 "n": len(nat),
                 "se": dict(zip(self.param_names(), nat.std(0, ddof=1).tolist(), strict=True)),
                 "ci95": {
-                    name: [float(np.percentile(nat[:, i], 2.5)),
-                           float(np.percentile(nat[:, i], 97.5))]
+                    name: [
+                        float(np.percentile(nat[:, i], 2.5)),
+                        float(np.percentile(nat[:, i], 97.5)),
+                    ]
                     for i, name in enumerate(self.param_names())
                 },
-            }  # fmt: skip
+            }
         if self.l1_theta is not None:
             d["l1_params"] = dict(
                 zip(self.param_names(), map(float, self.natural(self.l1_theta)), strict=True)
@@ -109,9 +112,12 @@ class Law:
 
 
 def fit_law(
-    df: pd.DataFrame, variables: list[str], settings: FitSettings, with_e: bool = True,
+    df: pd.DataFrame,
+    variables: list[str],
+    settings: FitSettings,
+    with_e: bool = True,
     loss: str = "loss",
-) -> Law:  # fmt: skip
+) -> Law:
     """Fit ``loss ~ [E +] Σ A_j / X_j^α_j`` to the rows of ``df`` (one row per run)."""
     data = df[[*variables, loss]].astype(float)
     if data.isna().any().any() or not np.isfinite(data.to_numpy()).all():
@@ -126,17 +132,23 @@ def fit_law(
             f"{len(data)} points cannot determine the {n_params} parameters of "
             f"L({', '.join(variables)}): add runs (more sizes or seeds)"
         )
-    problem = Problem(np.log(data[variables].to_numpy()), np.log(data[loss].to_numpy()), with_e,
-                      settings.delta)  # fmt: skip
+    problem = Problem(
+        np.log(data[variables].to_numpy()), np.log(data[loss].to_numpy()), with_e, settings.delta
+    )
     best = fit(problem)
     resid = problem.log_y - problem.predict(best.theta[None])[0]
     ss_tot = ((problem.log_y - problem.log_y.mean()) ** 2).sum()
     law = Law(
         name=f"L({', '.join(variables)})" + ("" if with_e else " pure"),
-        variables=list(variables), with_e=with_e, theta=best.theta, objective=best.objective,
-        n_points=len(data), r2=float(1 - (resid**2).sum() / max(ss_tot, 1e-300)),
-        rmse=float(np.sqrt((resid**2).mean())), residuals=resid,
-    )  # fmt: skip
+        variables=list(variables),
+        with_e=with_e,
+        theta=best.theta,
+        objective=best.objective,
+        n_points=len(data),
+        r2=float(1 - (resid**2).sum() / max(ss_tot, 1e-300)),
+        rmse=float(np.sqrt((resid**2).mean())),
+        residuals=resid,
+    )
     if settings.bootstrap > 0:
         law.boot, _ = bootstrap(problem, best.theta, settings.bootstrap, settings.bootstrap_seed)
     if settings.l1:

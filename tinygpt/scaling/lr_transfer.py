@@ -71,8 +71,17 @@ def optima(table: pd.DataFrame, boot: int = 1000, seed: int = 0) -> list[Optimum
             lo, hi = np.percentile(draws, [2.5, 97.5])
             ci = (float(2**lo), float(2**hi))
         best = int(np.argmin(means))
-        found.append(Optimum(str(name), float(w), float(2**x), float(2 ** lrs[best]),
-                             float(means[best]), ci, note))  # fmt: skip
+        found.append(
+            Optimum(
+                str(name),
+                float(w),
+                float(2**x),
+                float(2 ** lrs[best]),
+                float(means[best]),
+                ci,
+                note,
+            )
+        )
     if not found:
         raise TinyGPTError(
             "the LR-transfer view needs at least 3 values of optimizer.lr per width: sweep e.g. "
@@ -88,8 +97,12 @@ def drift(found: list[Optimum]) -> dict[str, dict[str, float]]:
         rows = sorted((o for o in found if o.series == name), key=lambda o: o.width)
         if len(rows) >= 2:
             ratio = rows[-1].lr / rows[0].lr
-            out[name] = {"from_width": rows[0].width, "to_width": rows[-1].width,
-                         "ratio": ratio, "octaves": float(np.log2(ratio))}  # fmt: skip
+            out[name] = {
+                "from_width": rows[0].width,
+                "to_width": rows[-1].width,
+                "ratio": ratio,
+                "octaves": float(np.log2(ratio)),
+            }
     return out
 
 
@@ -127,8 +140,16 @@ def plot(table: pd.DataFrame, found: list[Optimum], path: Path) -> Path:
         for w, cell in rows.groupby(width):
             stats = cell.groupby(LR)["loss"].agg(["mean", "min", "max"]).sort_index()
             err = [stats["mean"] - stats["min"], stats["max"] - stats["mean"]]
-            ax.errorbar(stats.index, stats["mean"], yerr=err, marker="o", ms=4, capsize=3,
-                        color=colors[w], label=f"width {w:,.0f}")  # fmt: skip
+            ax.errorbar(
+                stats.index,
+                stats["mean"],
+                yerr=err,
+                marker="o",
+                ms=4,
+                capsize=3,
+                color=colors[w],
+                label=f"width {w:,.0f}",
+            )
             o = next((o for o in found if o.series == name and o.width == w), None)
             if o is not None:
                 ax.axvline(o.lr, color=colors[w], ls=":", lw=1)
@@ -153,9 +174,9 @@ def write(table: pd.DataFrame, out: Path, plots: bool = True) -> tuple[list[Path
     drifts = drift(found)
     paths = [out / "lr_transfer.csv", out / "lr_transfer.json"]
     table.to_csv(paths[0], index=False)
-    paths[1].write_text(json.dumps(
-        {"optima": [asdict(o) for o in found], "drift": drifts}, indent=2
-    ))  # fmt: skip
+    paths[1].write_text(
+        json.dumps({"optima": [asdict(o) for o in found], "drift": drifts}, indent=2)
+    )
     if plots:
         paths.append(plot(table, found, out / "lr_transfer.png"))
     return paths, report(found, drifts)

@@ -81,8 +81,16 @@ def scaling_curve(analysis: Analysis, x: str, out: Path) -> Path:
     held = np.isin(rows["run_id"], []) if check is None else _held_rows(rows, check, x)
     stats = rows.groupby(x)["loss"].agg(["mean", "std"]).reset_index()
     ax.scatter(rows[x], rows["loss"], color="grey", alpha=0.35, s=14, label="runs")
-    ax.errorbar(stats[x], stats["mean"], yerr=stats["std"].fillna(0), fmt="o", color="black",
-                ms=4, capsize=3, label="mean ± std over seeds")  # fmt: skip
+    ax.errorbar(
+        stats[x],
+        stats["mean"],
+        yerr=stats["std"].fillna(0),
+        fmt="o",
+        color="black",
+        ms=4,
+        capsize=3,
+        label="mean ± std over seeds",
+    )
     lo, hi = rows[x].min(), rows[x].max()
     grid = np.geomspace(lo, hi, 200)
     law = analysis.laws.get(f"L({x})")
@@ -95,11 +103,21 @@ def scaling_curve(analysis: Analysis, x: str, out: Path) -> Path:
         fitted = rows[~held][x]
         # The law fitted without the held-out runs, drawn past its fitted range to them.
         reach = np.geomspace(fitted.min(), hi * 1.15, 200)
-        _band(ax, check.law, reach, "tab:orange", f"fitted without held-out: "
-              f"{check.law.formula()}", "--")  # fmt: skip
+        _band(
+            ax,
+            check.law,
+            reach,
+            "tab:orange",
+            f"fitted without held-out: {check.law.formula()}",
+            "--",
+        )
         pts = check.points
-        ax.scatter(pts[x], pts["loss"], label=f"held out (max |error| "
-                   f"{check.max_abs_relative_error:.2%})", **HELD_OUT)  # fmt: skip
+        ax.scatter(
+            pts[x],
+            pts["loss"],
+            label=f"held out (max |error| {check.max_abs_relative_error:.2%})",
+            **HELD_OUT,
+        )
     ax.set(xscale="log", yscale="log", xlabel=LABELS.get(x, x), ylabel="final validation loss")
     ax.set_title(_slice_title(analysis.table, rows, x), fontsize=8)
     readable_log_axis(ax.xaxis, *ax.get_xlim(), x)
@@ -135,9 +153,16 @@ def loss_vs_tokens(analysis: Analysis, out: Path) -> Path | None:
         rows = t[t["N"] == n]
         stats = rows.groupby("D")["loss"].agg(["mean", "std"]).reset_index()
         is_held = check is not None and np.isclose(check.points["N"], n).any()
-        ax.errorbar(stats["D"], stats["mean"], yerr=stats["std"].fillna(0), fmt="*" if is_held
-                    else "o", ms=9 if is_held else 4, color=color, capsize=2,
-                    label=f"N = {n:,.0f}" + (" (held out)" if is_held else ""))  # fmt: skip
+        ax.errorbar(
+            stats["D"],
+            stats["mean"],
+            yerr=stats["std"].fillna(0),
+            fmt="*" if is_held else "o",
+            ms=9 if is_held else 4,
+            color=color,
+            capsize=2,
+            label=f"N = {n:,.0f}" + (" (held out)" if is_held else ""),
+        )
         x = np.stack([np.full_like(grid, n), grid], 1)
         fit = check.law if is_held else law
         ax.plot(grid, fit.predict(x), "--" if is_held else "-", color=color, lw=1.2)
@@ -147,8 +172,10 @@ def loss_vs_tokens(analysis: Analysis, out: Path) -> Path | None:
     ax.set(xscale="log", yscale="log", xlabel=LABELS["D"], ylabel="final validation loss")
     title = law.formula()
     if check is not None:
-        title += f"\ndashed: fitted without the held-out model, max |error| " \
-            f"{check.max_abs_relative_error:.2%}"  # fmt: skip
+        title += (
+            f"\ndashed: fitted without the held-out model, max |error| "
+            f"{check.max_abs_relative_error:.2%}"
+        )
     ax.set_title(title, fontsize=8)
     readable_log_axis(ax.xaxis, *ax.get_xlim(), "D")
     readable_log_axis(ax.yaxis, *ax.get_ylim())
@@ -189,8 +216,7 @@ def iso_loss(analysis: Analysis, out: Path) -> Path | None:
     d_opt = (c / 6) ** opt["d_exponent"] / opt["G"]
     keep = (n_opt >= n[0]) & (n_opt <= n[-1]) & (d_opt >= d[0]) & (d_opt <= d[-1])
     ax.plot(n_opt[keep], d_opt[keep], "r-", lw=2, label="compute-optimal frontier")
-    ax.set(xscale="log", yscale="log", xlabel=LABELS["N"], ylabel=LABELS["D"],
-           title=law.formula())  # fmt: skip
+    ax.set(xscale="log", yscale="log", xlabel=LABELS["N"], ylabel=LABELS["D"], title=law.formula())
     ax.title.set_fontsize(8)
     readable_log_axis(ax.xaxis, *ax.get_xlim(), "N")
     readable_log_axis(ax.yaxis, *ax.get_ylim(), "D")
@@ -212,11 +238,23 @@ def isoflop_profiles(analysis: Analysis, out: Path) -> Path | None:
         if np.isfinite(v.N_opt):
             x = np.linspace(np.log(rows["N"].min()) - 0.2, np.log(rows["N"].max()) + 0.2, 100)
             left.plot(np.exp(x), np.polyval(v.quadratic, x), color=color, lw=1.2)
-            left.errorbar([v.N_opt], [v.loss_min], xerr=[[v.N_opt - v.N_ci[0]],
-                          [v.N_ci[1] - v.N_opt]], fmt="D", color=color, ms=6, capsize=3,
-                          mec="black")  # fmt: skip
-    left.set(xscale="log", yscale="log", xlabel=LABELS["N"], ylabel="final validation loss",
-             title="IsoFLOP profiles: a parabola in log N per budget")  # fmt: skip
+            left.errorbar(
+                [v.N_opt],
+                [v.loss_min],
+                xerr=[[v.N_opt - v.N_ci[0]], [v.N_ci[1] - v.N_opt]],
+                fmt="D",
+                color=color,
+                ms=6,
+                capsize=3,
+                mec="black",
+            )
+    left.set(
+        xscale="log",
+        yscale="log",
+        xlabel=LABELS["N"],
+        ylabel="final validation loss",
+        title="IsoFLOP profiles: a parabola in log N per budget",
+    )
     readable_log_axis(left.xaxis, *left.get_xlim(), "N")
     readable_log_axis(left.yaxis, *left.get_ylim())
     left.legend(fontsize=7)
@@ -226,21 +264,43 @@ def isoflop_profiles(analysis: Analysis, out: Path) -> Path | None:
     if good:
         lo = [v.N_opt - v.N_ci[0] for v in good]
         hi = [v.N_ci[1] - v.N_opt for v in good]
-        right.errorbar(cs, [v.N_opt for v in good], yerr=[lo, hi], fmt="D", color="black",
-                       capsize=3, label="IsoFLOP bottoms (95% CI)")  # fmt: skip
+        right.errorbar(
+            cs,
+            [v.N_opt for v in good],
+            yerr=[lo, hi],
+            fmt="D",
+            color="black",
+            capsize=3,
+            label="IsoFLOP bottoms (95% CI)",
+        )
     grid = np.geomspace(view.table["budget"].min() / 2, view.table["budget"].max() * 2, 100)
     if view.N_opt is not None:
         f = view.N_opt
-        right.plot(grid, f.at(grid), "-", color="tab:red",
-                   label=f"N_opt = {f.coefficient:.3g}·C^{f.exponent:.3f} "
-                   f"[{f.ci95[0]:.3f}, {f.ci95[1]:.3f}]")  # fmt: skip
+        right.plot(
+            grid,
+            f.at(grid),
+            "-",
+            color="tab:red",
+            label=f"N_opt = {f.coefficient:.3g}·C^{f.exponent:.3f} "
+            f"[{f.ci95[0]:.3f}, {f.ci95[1]:.3f}]",
+        )
     law = analysis.laws.get("L(N, D)")
     if law is not None:
         opt = law.to_dict()["compute_optimal"]
-        right.plot(grid, opt["G"] * (grid / 6) ** opt["n_exponent"], "--", color="tab:blue",
-                   label=f"L(N, D): N_opt ∝ C^{opt['n_exponent']:.3f}")  # fmt: skip
-    right.set(xscale="log", yscale="log", xlabel=LABELS["C"], ylabel="compute-optimal N",
-              title="the compute-optimal frontier")  # fmt: skip
+        right.plot(
+            grid,
+            opt["G"] * (grid / 6) ** opt["n_exponent"],
+            "--",
+            color="tab:blue",
+            label=f"L(N, D): N_opt ∝ C^{opt['n_exponent']:.3f}",
+        )
+    right.set(
+        xscale="log",
+        yscale="log",
+        xlabel=LABELS["C"],
+        ylabel="compute-optimal N",
+        title="the compute-optimal frontier",
+    )
     right.title.set_fontsize(9)
     readable_log_axis(right.xaxis, *right.get_xlim(), "C")
     readable_log_axis(right.yaxis, *right.get_ylim(), "N")

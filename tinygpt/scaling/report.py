@@ -31,9 +31,13 @@ def aggregate_seeds(table: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and count of the loss over seeds of the same configuration."""
     keys = settings_of(table) or ["N", "D"]
     agg = table.groupby(keys, dropna=False).agg(
-        N=("N", "mean"), D=("D", "mean"), C=("C", "mean"),
-        loss_mean=("loss", "mean"), loss_std=("loss", "std"), seeds=("seed", "nunique"),
-    )  # fmt: skip
+        N=("N", "mean"),
+        D=("D", "mean"),
+        C=("C", "mean"),
+        loss_mean=("loss", "mean"),
+        loss_std=("loss", "std"),
+        seeds=("seed", "nunique"),
+    )
     return agg.drop(columns=[k for k in keys if k in ("N", "D")], errors="ignore").reset_index()
 
 
@@ -123,8 +127,10 @@ def analyze(table: pd.DataFrame, settings: FitSettings | None = None) -> Analysi
         result.skipped["L(N, D)"] = "needs at least 2 model sizes and 2 token budgets"
     # Approach 1: every evaluation of every run (where the source has them) and every end point.
     points = table[["run_id", "N", "D", "C", "loss"]]
-    curves = pd.concat([pd.DataFrame(table.attrs.get("curves", []), columns=points.columns),
-                        points], ignore_index=True)  # fmt: skip
+    curves = pd.concat(
+        [pd.DataFrame(table.attrs.get("curves", []), columns=points.columns), points],
+        ignore_index=True,
+    )
     env = envelope(curves, n_boot=settings.bootstrap, seed=settings.bootstrap_seed)
     if isinstance(env, str):
         result.skipped["envelope"] = env

@@ -49,13 +49,17 @@ def from_mlflow(
         # A job with training.budgets holds one child run per smaller budget (its cooldown branch).
         jobs = {r.info.run_id for r in runs}
         runs += [
-            r for r in store.find_runs("tags.kind = 'branch'")
+            r
+            for r in store.find_runs("tags.kind = 'branch'")
             if r.data.tags.get("mlflow.parentRunId") in jobs
-        ]  # fmt: skip
+        ]
         where = f"sweep {parents[0].info.run_name} ({parent_id})"
         name = parents[0].info.run_name
-    runs = [r for r in runs if r.data.tags.get("sweep") != "true"
-            and r.data.tags.get("kind") != "analysis"]  # fmt: skip
+    runs = [
+        r
+        for r in runs
+        if r.data.tags.get("sweep") != "true" and r.data.tags.get("kind") != "analysis"
+    ]
     if not runs:
         raise TinyGPTError(f"no runs match {where} in experiment '{experiment}'")
     # Pre-training runs end with final_val_loss; adaptation (seal) runs with improvement.
@@ -63,8 +67,11 @@ def from_mlflow(
     result_key = "improvement" if adaptation else "final_val_loss"
     done = [r for r in runs if r.info.status == "FINISHED" and result_key in r.data.metrics]
     if len(done) < len(runs):
-        log.warning("%d of %d runs have no results (not FINISHED): left out",
-                    len(runs) - len(done), len(runs))  # fmt: skip
+        log.warning(
+            "%d of %d runs have no results (not FINISHED): left out",
+            len(runs) - len(done),
+            len(runs),
+        )
     if not done:
         raise TinyGPTError(f"none of the {len(runs)} runs of {where} finished with results")
     rows = []
@@ -94,12 +101,14 @@ def from_mlflow(
                 **({"C_budget": m["compute_budget"]} if "compute_budget" in m else {}),
             }
         )
-        rows.append({
-            "run_id": r.info.run_id,
-            **measured,
-            "seed": int(r.data.params.get("seed", 0)),
-            **{f"param:{k}": v for k, v in r.data.params.items()},
-        })  # fmt: skip
+        rows.append(
+            {
+                "run_id": r.info.run_id,
+                **measured,
+                "seed": int(r.data.params.get("seed", 0)),
+                **{f"param:{k}": v for k, v in r.data.params.items()},
+            }
+        )
     table = _keep_varying_settings(pd.DataFrame(rows))
     if not adaptation:
         table.attrs["curves"] = _curves(
@@ -134,8 +143,15 @@ def _curves(store: Store, runs: list) -> list[dict]:
         history = with_retry(lambda r=r: store.client.get_metric_history(r.info.run_id, "val_loss"))
         for h in history:
             tokens = h.step * per_step
-            rows.append({"run_id": r.info.run_id, "N": m["non_embedding_parameters"], "D": tokens,
-                         "C": m["flops_per_token"] * tokens, "loss": h.value})  # fmt: skip
+            rows.append(
+                {
+                    "run_id": r.info.run_id,
+                    "N": m["non_embedding_parameters"],
+                    "D": tokens,
+                    "C": m["flops_per_token"] * tokens,
+                    "loss": h.value,
+                }
+            )
     return rows
 
 

@@ -114,8 +114,15 @@ def windows_loss(model: torch.nn.Module, windows: torch.Tensor) -> float:
     return loss.item()
 
 
-def train_on(model: torch.nn.Module, seq: torch.Tensor, steps: int, lr: float, batch: int,
-             context: int, seed: int) -> int:  # fmt: skip
+def train_on(
+    model: torch.nn.Module,
+    seq: torch.Tensor,
+    steps: int,
+    lr: float,
+    batch: int,
+    context: int,
+    seed: int,
+) -> int:
     """Next-token training on random windows of one token sequence; returns tokens used."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -137,9 +144,11 @@ def lora(base: TinyGPT, cfg: DictConfig) -> Any:
     if cfg.lora_rank < 1:
         raise TinyGPTError(f"seal.lora_rank={cfg.lora_rank}: a LoRA rank must be at least 1")
     config = LoraConfig(
-        r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+        r=cfg.lora_rank,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
         target_modules=list(cfg.lora_targets),
-    )  # fmt: skip
+    )
     return get_peft_model(copy.deepcopy(base), config)
 
 
@@ -176,8 +185,9 @@ class SelfPolicy:
         """ReST-EM's M-step: fine-tune on the best-rewarded edit of each passage."""
         c = self.cfg
         seq = torch.cat([edit for _, edit in best])
-        return train_on(self.model, seq, c.outer_steps, c.outer_lr, c.inner_batch,
-                        self.model.cfg.context, seed)  # fmt: skip
+        return train_on(
+            self.model, seq, c.outer_steps, c.outer_lr, c.inner_batch, self.model.cfg.context, seed
+        )
 
 
 # Imported on use: the pretrained policy pulls in transformers.
@@ -223,15 +233,33 @@ def adapt(cfg: DictConfig, out: Path, tracker: Any) -> dict[str, Any]:
                     t0 = time.perf_counter()
                     edit = policy.write(p, gen)
                     adapted = lora(base, s)
-                    used = train_on(adapted, edit, s.inner_steps, s.inner_lr, s.inner_batch,
-                                    base.cfg.context, cfg.seed + j)  # fmt: skip
+                    used = train_on(
+                        adapted,
+                        edit,
+                        s.inner_steps,
+                        s.inner_lr,
+                        s.inner_batch,
+                        base.cfg.context,
+                        cfg.seed + j,
+                    )
                     after = continuation_loss(adapted, p)
                     forget_after = windows_loss(adapted, forget)
                     r = EditResult(
-                        rnd, i, j, before - after, before, after, forget_after - base_forget,
-                        base_forget, forget_after, trainable_parameters(adapted), len(edit), used,
-                        time.perf_counter() - t0, tok.decode(edit.tolist()),
-                    )  # fmt: skip
+                        rnd,
+                        i,
+                        j,
+                        before - after,
+                        before,
+                        after,
+                        forget_after - base_forget,
+                        base_forget,
+                        forget_after,
+                        trainable_parameters(adapted),
+                        len(edit),
+                        used,
+                        time.perf_counter() - t0,
+                        tok.decode(edit.tolist()),
+                    )
                     results.append(r)
                     scored.append((r.improvement, edit))
                     log.write(json.dumps(asdict(r)) + "\n")
@@ -242,8 +270,9 @@ def adapt(cfg: DictConfig, out: Path, tracker: Any) -> dict[str, Any]:
             if rnd < s.rounds:
                 policy.improve(best, cfg.seed + rnd)
     final = summary([r for r in results if r.round == s.rounds])
-    final["mean_reward_per_round"] = [summary([r for r in results if r.round == k])["improvement"]
-                                      for k in range(s.rounds + 1)]  # fmt: skip
+    final["mean_reward_per_round"] = [
+        summary([r for r in results if r.round == k])["improvement"] for k in range(s.rounds + 1)
+    ]
     (out / "results.json").write_text(json.dumps(final, indent=2))
     return final
 

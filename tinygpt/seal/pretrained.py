@@ -70,10 +70,15 @@ class PretrainedPolicy:
             torch.manual_seed(seed)
             self.lm.eval()
             out = self.lm.generate(
-                prompt[None], attention_mask=torch.ones_like(prompt)[None], do_sample=True,
-                max_new_tokens=c.edit_tokens, min_new_tokens=min(8, c.edit_tokens),
-                temperature=c.temperature, top_k=c.top_k, pad_token_id=self.lm_tok.eos_token_id,
-            )  # fmt: skip
+                prompt[None],
+                attention_mask=torch.ones_like(prompt)[None],
+                do_sample=True,
+                max_new_tokens=c.edit_tokens,
+                min_new_tokens=min(8, c.edit_tokens),
+                temperature=c.temperature,
+                top_k=c.top_k,
+                pad_token_id=self.lm_tok.eos_token_id,
+            )
         text = self.lm_tok.decode(out[0, len(prompt) :], skip_special_tokens=True)
         return torch.from_numpy(self.tok.encode(text)).long()
 

@@ -75,8 +75,10 @@ def open_job_run(
             if previous.info.status == "FINISHED":
                 log.info(
                     "skipped: run %s (%s) already FINISHED with config hash %s",
-                    previous.info.run_id, previous.info.run_name, identity,
-                )  # fmt: skip
+                    previous.info.run_id,
+                    previous.info.run_name,
+                    identity,
+                )
                 if parent:
                     store.client.set_tag(previous.info.run_id, "mlflow.parentRunId", parent)
                 skipped = Skipped(previous.info.run_id, dict(previous.data.metrics))

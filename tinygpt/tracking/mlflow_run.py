@@ -179,8 +179,10 @@ class Tracker:
         client = store.client
         if run_id is not None:
             with_retry(lambda: client.update_run(run_id, status="RUNNING"))
-            reopened = {**owner_tags(), **({"mlflow.parentRunId": parent_run_id} if parent_run_id
-                                            else {})}  # fmt: skip
+            reopened = {
+                **owner_tags(),
+                **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {}),
+            }
             for key, value in reopened.items():
                 with_retry(lambda k=key, v=value: client.set_tag(run_id, k, v))
         else:
@@ -273,8 +275,9 @@ class Tracker:
             mlflow.set_tracking_uri(self.uri)
             try:
                 with mlflow.start_run(run_id=self.run_id), tempfile.TemporaryDirectory() as tmp:
-                    return log_text_model(model, Path(tokenizer_path), Path(tmp), requirements,
-                                          register_as)  # fmt: skip
+                    return log_text_model(
+                        model, Path(tokenizer_path), Path(tmp), requirements, register_as
+                    )
             finally:
                 mlflow.set_tracking_uri(previous)
                 if previous_env is None:
@@ -297,8 +300,9 @@ class Tracker:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
         logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
-        monitor = SystemMetricsMonitor(self.run_id, sampling_interval=interval,
-                                       resume_logging=resumed, tracking_uri=self.uri)  # fmt: skip
+        monitor = SystemMetricsMonitor(
+            self.run_id, sampling_interval=interval, resume_logging=resumed, tracking_uri=self.uri
+        )
         monitor.start()
         return monitor.finish
 
@@ -308,13 +312,17 @@ class Tracker:
             return ""
         exp = with_retry(lambda: self.client.get_run(self.run_id)).info.experiment_id
         # "Model training" mode: the UI otherwise opens on the GenAI overview, empty for us.
-        page = f"#/experiments/{exp}/runs{'' if sweep else '/' + self.run_id}" \
-            "?workflowType=machine_learning"  # fmt: skip
+        page = (
+            f"#/experiments/{exp}/runs{'' if sweep else '/' + self.run_id}"
+            "?workflowType=machine_learning"
+        )
         uri = self.uri or ""
         if uri.startswith(("http://", "https://")):
             return f"browse it at {uri.rstrip('/')}/{page}"
-        return (f"browse it: cd {os.getcwd()} && mlflow ui --backend-store-uri {uri}   then "
-                f"http://127.0.0.1:5000/{page}")  # fmt: skip
+        return (
+            f"browse it: cd {os.getcwd()} && mlflow ui --backend-store-uri {uri}   then "
+            f"http://127.0.0.1:5000/{page}"
+        )
 
     def close(self, status: str) -> None:
         """Flush and mark the run FINISHED, FAILED or KILLED; never loses buffered metrics."""

@@ -63,8 +63,9 @@ class MLflowSweepCallback(Callback):
         self.store = Store.connect(t.uri, t.experiment)
         reaped = self.store.reap_dead_runs()
         if reaped:
-            log.warning("marked %d runs KILLED whose process had died: %s", len(reaped),
-                        ", ".join(reaped))  # fmt: skip
+            log.warning(
+                "marked %d runs KILLED whose process had died: %s", len(reaped), ", ".join(reaped)
+            )
         self.tracker = Tracker.start(
             self.store,
             t.run_name or f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",
@@ -89,8 +90,9 @@ class MLflowSweepCallback(Callback):
         failed = [c.info.run_name for c in children if c.info.status in ("FAILED", "KILLED")]
         unfinished = [c.info.run_name for c in children if c.info.status == "RUNNING"]
         if failed or unfinished:
-            tracker.set_tags({"failed_jobs": ", ".join(failed),
-                              "unfinished_jobs": ", ".join(unfinished)})  # fmt: skip
+            tracker.set_tags(
+                {"failed_jobs": ", ".join(failed), "unfinished_jobs": ", ".join(unfinished)}
+            )
             parts = []
             if failed:
                 parts.append(f"{len(failed)} failed or were killed: {'; '.join(failed)}")

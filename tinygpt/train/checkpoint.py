@@ -69,6 +69,9 @@ def load_newest(directory: Path) -> tuple[Path, dict[str, Any]] | None:
         try:
             return path, load(path)
         except Exception as e:  # torch raises several types for a damaged zip/pickle
-            log.warning("checkpoint %s is damaged (%s): trying the one before it", path,
-                        str(e).splitlines()[0][:200])  # fmt: skip
+            log.warning(
+                "checkpoint %s is damaged (%s): trying the one before it",
+                path,
+                str(e).splitlines()[0][:200],
+            )
     return None

@@ -52,12 +52,19 @@ def compute_plan(cfg: DictConfig) -> dict[int, float]:
             except TinyGPTError:
                 log.warning(
                     "isoflop: C = %.3g is %d steps for this model (%s FLOPs/token), too few to "
-                    "branch after the warmup: left out", c, steps, f"{fpt:,}",
-                )  # fmt: skip
+                    "branch after the warmup: left out",
+                    c,
+                    steps,
+                    f"{fpt:,}",
+                )
                 continue
         if tokens in out:
-            log.warning("isoflop: C = %.3g rounds to the same %d steps as C = %.3g: left out",
-                        c, steps, out[tokens])  # fmt: skip
+            log.warning(
+                "isoflop: C = %.3g rounds to the same %d steps as C = %.3g: left out",
+                c,
+                steps,
+                out[tokens],
+            )
             continue
         out[tokens] = c
     if not out:

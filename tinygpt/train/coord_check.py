@@ -37,9 +37,9 @@ def _layer_rms(model: TinyGPT, batch: torch.Tensor) -> dict[str, float]:
     outputs: dict[str, torch.Tensor] = {}
     hooks = [model.drop.register_forward_hook(lambda m, i, o: outputs.__setitem__("embedding", o))]
     for i, block in enumerate(model.blocks):
-        hooks.append(block.register_forward_hook(
-            lambda m, inp, o, i=i: outputs.__setitem__(f"block {i}", o)
-        ))  # fmt: skip
+        hooks.append(
+            block.register_forward_hook(lambda m, inp, o, i=i: outputs.__setitem__(f"block {i}", o))
+        )
     with torch.no_grad():
         outputs["logits"], _ = model(batch)
     for h in hooks:
@@ -70,9 +70,17 @@ def run(
     rms: dict[str, dict[int, list[float]]] = {}
     for width in widths:
         torch.manual_seed(seed)
-        model = TinyGPT(GPTConfig(vocab_size=vocab_size, d_model=width, n_layers=n_layers,
-                                  n_heads=n_heads, context=context, parametrization=parametrization,
-                                  base_width=base_width))  # fmt: skip
+        model = TinyGPT(
+            GPTConfig(
+                vocab_size=vocab_size,
+                d_model=width,
+                n_layers=n_layers,
+                n_heads=n_heads,
+                context=context,
+                parametrization=parametrization,
+                base_width=base_width,
+            )
+        )
         opt = torch.optim.AdamW(param_groups(model, 0.0, lr), lr=lr, betas=(0.9, 0.95))
         probe = batches[-1][:, :-1]
         for t in range(steps):

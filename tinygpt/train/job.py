@@ -161,8 +161,10 @@ def branch_runs(tracker: Tracker, cfg: DictConfig, compute: dict[int, float]) ->
     params = flatten(OmegaConf.to_container(cfg, resolve=True))
 
     def open_branch(budget: Budget) -> Tracker:
-        where = f"tags.mlflow.parentRunId = '{tracker.run_id}' and tags.budget_tokens = " \
-            f"'{budget.tokens}'"  # fmt: skip
+        where = (
+            f"tags.mlflow.parentRunId = '{tracker.run_id}' and tags.budget_tokens = "
+            f"'{budget.tokens}'"
+        )
         previous = store.find_runs(where)
         run_id = previous[0].info.run_id if previous else None
         tags = {

@@ -163,8 +163,9 @@ def evaluate(
         correct += (logits.argmax(-1) == y).sum()
         n += y.numel()
         if token_bytes is not None:
-            per_token = F.cross_entropy(logits.flatten(0, 1).float(), y.reshape(-1),
-                                        reduction="none")  # fmt: skip
+            per_token = F.cross_entropy(
+                logits.flatten(0, 1).float(), y.reshape(-1), reduction="none"
+            )
             b = token_bytes[y.reshape(-1)]
             nats += (per_token * (b > 0)).sum().double()
             n_bytes += b.sum().double()
@@ -304,8 +305,9 @@ class Trainer:
         status = "FAILED"
         trunk_scheduler = self.scheduler
         self.scheduler = build_scheduler(self.optimizer, self.schedule, budget.steps, start - 1)
-        log.info("branch: decay to %s tokens (steps %d-%d)", f"{budget.tokens:,}", start,
-                 budget.steps)  # fmt: skip
+        log.info(
+            "branch: decay to %s tokens (steps %d-%d)", f"{budget.tokens:,}", start, budget.steps
+        )
         try:
             window, count = torch.zeros((), device=self.runtime.device), 0
             for step in range(start + 1, budget.steps + 1):
@@ -348,8 +350,13 @@ class Trainer:
         self.state.branches.append(result)
         self.state.branch_seconds += seconds
         self.state.branch_tokens += result["branch_tokens"]
-        log.info("branch %s tokens: val %.4f, test %.4f (%.1f s)", f"{budget.tokens:,}",
-                 result["final_val_loss"], result["test_loss"], seconds)  # fmt: skip
+        log.info(
+            "branch %s tokens: val %.4f, test %.4f (%.1f s)",
+            f"{budget.tokens:,}",
+            result["final_val_loss"],
+            result["test_loss"],
+            seconds,
+        )
         return result
 
     # -- the loop ---------------------------------------------------------------------------
@@ -402,8 +409,12 @@ class Trainer:
     def fit(self) -> LoopState:
         t, s = self.cfg.training, self.state
         tokens_per_step = self.tokens_per_step
-        log.info("training: steps %d-%d, %s tokens per step", s.step + 1, self.total,
-                 f"{tokens_per_step:,}")  # fmt: skip
+        log.info(
+            "training: steps %d-%d, %s tokens per step",
+            s.step + 1,
+            self.total,
+            f"{tokens_per_step:,}",
+        )
         bar = tqdm(
             total=self.total,
             initial=s.step,
