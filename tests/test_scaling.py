@@ -57,6 +57,9 @@ def test_chinchilla_huber_optimum_is_reproduced(chinchilla_fit):
     assert p["E"] == pytest.approx(PUBLISHED_HUBER["E"], rel=5e-4)
     assert p["alpha"] == pytest.approx(PUBLISHED_HUBER["alpha"], abs=1e-3)
     assert p["beta"] == pytest.approx(PUBLISHED_HUBER["beta"], abs=1e-3)
+    # The replication's grid: 6 × 6 coefficients, 5 × 5 exponents, 5 values of E.
+    assert chinchilla_fit["optimizer"]["starts"] == 4500
+    assert 0 < chinchilla_fit["optimizer"]["iterations"] < 4000
 
 
 @pytest.mark.slow

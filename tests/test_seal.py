@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 
 from tests.conftest import TINY, tinygpt_cli
 from tinygpt.app import config_dir
+from tinygpt.config import FitSettings
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling import adaptation
 from tinygpt.scaling.adaptation import pareto_front, power_law
@@ -221,9 +222,24 @@ def test_pareto_front_and_power_law():
     improvement = np.array([0.1, 0.3, 0.2, 0.3])
     forgetting = np.array([0.0, 0.2, 0.3, 0.1])
     assert pareto_front(improvement, forgetting).tolist() == [True, False, False, True]
-    x = np.array([1.0, 3.0, 10.0, 30.0])
-    law = power_law(x, 0.02 * x**0.5)
-    assert law["a"] == pytest.approx(0.02) and law["b"] == pytest.approx(0.5)
+    # A known law, three seeds per setting with 5 % noise, and one run that got worse.
+    x = np.repeat([1.0, 3.0, 10.0, 30.0, 100.0], 3)
+    covered = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        runs = pd.DataFrame({"steps": x, "improvement": 0.02 * x**0.5 * rng.lognormal(0, 0.05, 15)})
+        runs.loc[15] = [3.0, -0.01]
+        law, fit = power_law(runs, "steps", FitSettings(bootstrap=300, l1=False))
+        assert fit["a"] == pytest.approx(0.02, rel=0.1) and fit["b"] == pytest.approx(0.5, abs=0.05)
+        assert fit["points"] == 15 and fit["left_out"] == 1
+        low, high = fit["b_ci95"]
+        covered += low < 0.5 < high
+    assert covered >= 16  # a 95 % interval: 19 of 20 expected, 16 or more with odds ~98 %
+    assert law.band(np.array([[10.0]])) is not None
+    # Exact data: the CI collapses onto the truth.
+    exact = pd.DataFrame({"steps": x, "improvement": 0.02 * x**0.5})
+    assert power_law(exact, "steps")[1]["b"] == pytest.approx(0.5, abs=1e-6)
+    assert power_law(exact.iloc[:3], "steps")[0] is None  # one setting: no law
 
 
 def test_bad_input_is_clear(base_run, cache_dir, tmp_path):

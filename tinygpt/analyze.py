@@ -16,9 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 from tinygpt.app import config_dir
 from tinygpt.config import register_configs
 from tinygpt.errors import TinyGPTError, instantiate
+from tinygpt.scaling.analysis import Analysis
 from tinygpt.scaling.holdout import Holdout
 from tinygpt.scaling.laws import FitSettings, Law, compute_optimal_at
-from tinygpt.scaling.report import Analysis
 from tinygpt.validation import check_analyze
 
 log = logging.getLogger("tinygpt.analyze")
@@ -179,11 +179,16 @@ def adaptation_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
     """Seal runs: the improvement per setting and its power-law fits."""
     from tinygpt.scaling import adaptation
 
-    paths, report = adaptation.write(table, out)
+    settings = {k: v for k, v in cfg.fit.items() if k not in ("metric", "holdout")}
+    paths, report = adaptation.write(table, out, FitSettings(**{**settings, "l1": False}))
     print(f"{len(table)} seal runs from {table.attrs.get('source')}")
     for name, law in report["fits"].items():
-        if law:
-            print(f"  improvement, {name}: {law['a']:.4g} · x^{law['b']:.3f}")
+        if "b" in law:
+            ci = law.get("b_ci95")
+            spread = f"  b 95% CI [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+            print(f"  improvement, {name}: {law['a']:.4g} · x^{law['b']:.3f}{spread}")
+        else:
+            print(f"  improvement, {name}: no law ({law['skipped']})")
     print(f"{', '.join(p.name for p in paths)} in {out}")
 
 

@@ -16,18 +16,42 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from tinygpt.config import FitSettings
 from tinygpt.errors import TinyGPTError
+from tinygpt.scaling.laws import Law, fit_law
+from tinygpt.scaling.plots import law_band, readable_log_axis, save
 
 STEPS = "seal.inner_steps"
 
 
-def power_law(x: np.ndarray, y: np.ndarray) -> dict[str, float] | None:
-    """improvement = a · x^b by least squares in log space (needs ≥ 2 positive points)."""
-    keep = (x > 0) & (y > 0)
-    if keep.sum() < 2 or np.unique(x[keep]).size < 2:
-        return None
-    b, log_a = np.polyfit(np.log(x[keep]), np.log(y[keep]), 1)
-    return {"a": float(np.exp(log_a)), "b": float(b), "points": int(keep.sum())}
+def power_law(
+    rows: pd.DataFrame, x: str, settings: FitSettings | None = None
+) -> tuple[Law | None, dict[str, Any]]:
+    """improvement = a · x^b, fitted to the runs (every seed) as laws.py fits any law: Huber in
+    log space from the start grid, with a bootstrap over runs for the CI of b.
+
+    Runs that did not improve (improvement ≤ 0) have no logarithm and are left out; the summary
+    says how many. Returns the law (None where too few points remain) and that summary.
+    """
+    settings = settings or FitSettings(l1=False)
+    data = pd.DataFrame({x: rows[x].astype(float), "improvement": rows["improvement"]})
+    keep = data[(data[x] > 0) & (data["improvement"] > 0)]
+    summary: dict[str, Any] = {"points": len(keep), "left_out": len(data) - len(keep)}
+    if keep[x].nunique() < 2:
+        summary["skipped"] = f"{x} takes fewer than 2 values with a positive improvement"
+        return None, summary
+    try:
+        law = fit_law(keep, [x], settings, with_e=False, loss="improvement")
+    except TinyGPTError as e:
+        summary["skipped"] = str(e)
+        return None, summary
+    # The law is fitted as A · x^(−α): growth is a negative α.
+    a, b = law.params["A"], -law.params["alpha"]
+    summary.update(a=a, b=b, formula=f"{a:.3g}·x^{b:.2f}")
+    if law.boot is not None:
+        boot_b = -law.boot[:, 1]
+        summary["b_ci95"] = [float(np.percentile(boot_b, 2.5)), float(np.percentile(boot_b, 97.5))]
+    return law, summary
 
 
 def pareto_front(improvement: np.ndarray, forgetting: np.ndarray) -> np.ndarray:
@@ -51,7 +75,7 @@ MEASURED = {
 }
 
 
-def settings(table: pd.DataFrame) -> list[str]:
+def swept_settings(table: pd.DataFrame) -> list[str]:
     """The swept settings (columns the source kept because they vary), inner steps last."""
     swept = [c for c in table.columns if c not in MEASURED]
     if not swept:
@@ -81,32 +105,36 @@ def series_label(keys: tuple, names: list[str]) -> str:
     return ", ".join(f"{n.removeprefix('seal.')}={k}" for n, k in zip(names, keys, strict=True))
 
 
-def plot_laws(agg: pd.DataFrame, series: list[str], path: Path) -> dict[str, Any]:
-    """Improvement against inner steps and update tokens, one fitted power law per series."""
+def plot_laws(
+    table: pd.DataFrame, series: list[str], path: Path, settings: FitSettings | None = None
+) -> dict[str, Any]:
+    """Improvement against inner steps and update tokens: the runs, their mean per setting, and
+    one fitted power law with its 95% bootstrap band per series of the other settings."""
     fits: dict[str, Any] = {}
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    groups = agg.groupby(series) if series else [((), agg)]
+    groups = table.groupby(series) if series else [((), table)]
+    colors = iter(sns.color_palette(n_colors=max(len(groups), 1)))
     for keys, group in groups:
         label = series_label(keys if isinstance(keys, tuple) else (keys,), series) or "all"
-        g = group.sort_values(STEPS)
+        color = next(colors)
         for ax, x in zip(axes, (STEPS, "update_tokens"), strict=True):
-            ax.plot(g[x], g["improvement"], "o", label=label)
-            law = power_law(g[x].to_numpy(float), g["improvement"].to_numpy(float))
-            fits[f"{label} vs {x}"] = law
-            if law:
-                grid = np.geomspace(g[x].min(), g[x].max(), 50)
-                ax.plot(
-                    grid,
-                    law["a"] * grid ** law["b"],
-                    "-",
-                    label=f"{label}: {law['a']:.3g}·x^{law['b']:.2f}",
-                )
-    for ax, x in zip(axes, ("inner steps", "update tokens"), strict=True):
+            ax.scatter(group[x], group["improvement"], color=color, alpha=0.4, s=12)
+            law, summary = power_law(group, x, settings)
+            fits[f"{label} vs {x}"] = summary
+            if law is not None:
+                grid = np.geomspace(group[x].min(), group[x].max(), 50)
+                law_band(ax, law, grid, color, f"{label}: {summary['formula']}", band_label=None)
+            else:
+                ax.plot([], [], "o", color=color, label=f"{label}: no law (see adaptation.json)")
+    for ax, x, name in zip(
+        axes, ("inner steps", "update tokens"), (STEPS, "update_tokens"), strict=True
+    ):
         ax.set(xscale="log", xlabel=x, ylabel="improvement (target loss drop)")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        lo, hi = table[name].min(), table[name].max()
+        if lo > 0 and hi > lo:
+            readable_log_axis(ax.xaxis, lo, hi, "D" if name == "update_tokens" else "")
+        ax.legend(fontsize=7, title="shaded: 95% bootstrap band", title_fontsize=7)
+    save(fig, path)
     return fits
 
 
@@ -114,28 +142,39 @@ def plot_pareto(agg: pd.DataFrame, swept: list[str], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     hue = next((c for c in swept if c != STEPS), None)
     size = STEPS if STEPS in swept else None
+    yerr = agg["improvement_std"].fillna(0)
+    ax.errorbar(
+        agg["forgetting"],
+        agg["improvement"],
+        yerr=yerr,
+        fmt="none",
+        ecolor="grey",
+        elinewidth=0.8,
+        capsize=2,
+        label="± std over seeds",
+    )
     sns.scatterplot(data=agg, x="forgetting", y="improvement", hue=hue, size=size, ax=ax)
     front = agg[agg["pareto"]].sort_values("forgetting")
     ax.plot(front["forgetting"], front["improvement"], "r--", lw=1.5, label="Pareto front")
     ax.set(xlabel="forgetting (base-domain loss rise)", ylabel="improvement")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
-def write(table: pd.DataFrame, out: Path) -> tuple[list[Path], dict[str, Any]]:
+def write(
+    table: pd.DataFrame, out: Path, settings: FitSettings | None = None
+) -> tuple[list[Path], dict[str, Any]]:
     """adaptation.csv, pareto_forgetting.png, adaptation.json, and — when inner steps were
     swept — adaptation_laws.png with a power law per series of the other settings."""
     out.mkdir(parents=True, exist_ok=True)
-    swept = settings(table)
+    swept = swept_settings(table)
     agg = summarize(table, swept)
     sns.set_theme(style="whitegrid")
     paths = []
     fits: dict[str, Any] = {}
     if STEPS in swept:
         paths.append(out / "adaptation_laws.png")
-        fits = plot_laws(agg, [c for c in swept if c != STEPS], paths[-1])
+        fits = plot_laws(table, [c for c in swept if c != STEPS], paths[-1], settings)
     paths.append(out / "pareto_forgetting.png")
     plot_pareto(agg, swept, paths[-1])
     paths.append(out / "adaptation.csv")

@@ -29,6 +29,9 @@ class Law:
     boot: np.ndarray | None = None
     l1_theta: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
+    # The fit's effort, for a reader judging convergence: starts solved, BFGS iterations taken.
+    starts: int = 0
+    iterations: int = 0
 
     def param_names(self) -> list[str]:
         k = len(self.variables)
@@ -88,6 +91,7 @@ class Law:
             "r2_log": self.r2,
             "rmse_log": self.rmse,
             "warnings": self.warnings,
+            "optimizer": {"starts": self.starts, "iterations": self.iterations},
         }
         if self.boot is not None:
             nat = self.natural(self.boot)
@@ -148,6 +152,8 @@ def fit_law(
         r2=float(1 - (resid**2).sum() / max(ss_tot, 1e-300)),
         rmse=float(np.sqrt((resid**2).mean())),
         residuals=resid,
+        starts=best.n_starts,
+        iterations=best.iterations,
     )
     if settings.bootstrap > 0:
         law.boot, _ = bootstrap(problem, best.theta, settings.bootstrap, settings.bootstrap_seed)

@@ -26,9 +26,9 @@ from matplotlib.ticker import (
 from tinygpt.scaling.grid import along
 
 if TYPE_CHECKING:
+    from tinygpt.scaling.analysis import Analysis
     from tinygpt.scaling.holdout import Holdout
     from tinygpt.scaling.laws import Law
-    from tinygpt.scaling.report import Analysis
 
 LABELS = {"N": "non-embedding parameters N", "D": "tokens D", "C": "training FLOPs C"}
 HELD_OUT = {"color": "crimson", "marker": "*", "s": 110, "zorder": 5}
@@ -66,12 +66,21 @@ def _short(value: float, _: object = None) -> str:
     return f"{value:.3g}".replace("e+", "e")
 
 
-def _band(ax: Axes, law: Law, grid: np.ndarray, color: str, label: str, style: str = "-") -> None:
+def law_band(
+    ax: Axes,
+    law: Law,
+    grid: np.ndarray,
+    color: str,
+    label: str,
+    style: str = "-",
+    band_label: str | None = "95% bootstrap band",
+) -> None:
+    """A one-variable law along ``grid`` with its 95% bootstrap band (where it has one)."""
     x = grid[:, None]
     ax.plot(grid, law.predict(x), style, color=color, label=label, lw=1.6)
     band = law.band(x)
     if band is not None:
-        ax.fill_between(grid, *band, color=color, alpha=0.18, lw=0, label="95% bootstrap band")
+        ax.fill_between(grid, *band, color=color, alpha=0.18, lw=0, label=band_label)
 
 
 def scaling_curve(analysis: Analysis, x: str, out: Path) -> Path:
@@ -95,7 +104,7 @@ def scaling_curve(analysis: Analysis, x: str, out: Path) -> Path:
     grid = np.geomspace(lo, hi, 200)
     law = analysis.laws.get(f"L({x})")
     if law is not None:
-        _band(ax, law, grid, "tab:blue", law.formula())
+        law_band(ax, law, grid, "tab:blue", law.formula())
     pure = analysis.laws.get(f"L({x}) pure")
     if pure is not None:
         ax.plot(grid, pure.predict(grid[:, None]), ":", color="tab:grey", label=pure.formula())
@@ -103,7 +112,7 @@ def scaling_curve(analysis: Analysis, x: str, out: Path) -> Path:
         fitted = rows[~held][x]
         # The law fitted without the held-out runs, drawn past its fitted range to them.
         reach = np.geomspace(fitted.min(), hi * 1.15, 200)
-        _band(
+        law_band(
             ax,
             check.law,
             reach,

@@ -1,22 +1,23 @@
-"""The analysis as a Python API: a table of runs in, fitted laws and files out."""
+"""The analysis as a Python API: a table of runs in, fitted laws (an ``Analysis``) and files
+out."""
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.envelope import Envelope, envelope
+from tinygpt.scaling import plots as figures
+from tinygpt.scaling.analysis import Analysis
+from tinygpt.scaling.envelope import envelope
 from tinygpt.scaling.grid import along
-from tinygpt.scaling.holdout import Holdout, check, held_out
-from tinygpt.scaling.isoflop import IsoflopView, isoflop
-from tinygpt.scaling.laws import FitSettings, Law, fit_law, protocol_warnings
+from tinygpt.scaling.holdout import check, held_out
+from tinygpt.scaling.isoflop import isoflop
+from tinygpt.scaling.laws import FitSettings, fit_law, protocol_warnings
 
 log = logging.getLogger("tinygpt.analyze")
 BASE_COLUMNS = ["run_id", "N", "D", "C", "C_budget", "loss", "bpb", "seed"]
@@ -50,38 +51,6 @@ def _same_as_d(table: pd.DataFrame, x: str) -> bool:
     """A setting that determines D one to one (``training.tokens`` of a budget sweep)."""
     pairs = table[[x, "D"]].drop_duplicates()
     return len(pairs) == pairs[x].nunique() == pairs["D"].nunique()
-
-
-@dataclass
-class Analysis:
-    table: pd.DataFrame
-    aggregated: pd.DataFrame
-    laws: dict[str, Law] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-    holdouts: dict[str, Holdout] = field(default_factory=dict)
-    isoflop: IsoflopView | None = None
-    envelope: Envelope | None = None
-
-    @property
-    def holdout(self) -> Holdout | None:
-        """The headline check: L(N, D) where it was fitted, else L(N)."""
-        return self.holdouts.get("L(N, D)") or self.holdouts.get("L(N)")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {
-            "n_runs": len(self.table),
-            "source": self.table.attrs.get("source"),
-            "laws": {name: law.to_dict() for name, law in self.laws.items()},
-            "skipped": self.skipped,
-        }
-        if self.isoflop is not None:
-            out["isoflop"] = self.isoflop.to_dict()
-        if self.envelope is not None:
-            out["envelope"] = self.envelope.to_dict()
-        if self.holdout is not None:
-            out["holdout"] = self.holdout.to_dict()
-            out["holdouts"] = {name: h.to_dict() for name, h in self.holdouts.items()}
-        return out
 
 
 def analyze(table: pd.DataFrame, settings: FitSettings | None = None) -> Analysis:
@@ -171,7 +140,5 @@ def write(analysis: Analysis, out: Path, plots: bool = True) -> list[Path]:
     analysis.aggregated.to_csv(paths[1], index=False)
     paths[2].write_text(json.dumps(analysis.to_dict(), indent=2, default=float))
     if plots:
-        from tinygpt.scaling import plots as figures
-
         paths += figures.draw_all(analysis, out)
     return paths
