@@ -18,7 +18,18 @@ from tinygpt.train import compute, job
 from tinygpt.train.optim import build_optimizer
 
 CONF = Path(config_dir())
-GROUPS = ["model", "data", "data/tokenizer", "optimizer", "optimizer/schedule", "hardware", "seal"]
+GROUPS = [
+    "model",
+    "data",
+    "data/tokenizer",
+    "optimizer",
+    "optimizer/schedule",
+    "hardware",
+    "seal",
+    "seal/policy",
+]
+# Groups that exist only under an option of their parent group.
+NEEDS = {"seal/policy": ["seal=lora"]}
 DOCS = ["In the beginning God created the heaven and the earth.", "And the earth was without form."]
 
 
@@ -42,7 +53,7 @@ def binds(node: DictConfig) -> None:
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options(g)])
 def test_every_option_composes_and_builds_what_it_names(group, option):
     """Each option builds the object its ``_target_`` names, as the job would."""
-    cfg = composed(f"{group}={option}")
+    cfg = composed(*NEEDS.get(group, []), f"{group}={option}")
     if group == "model":
         with torch.device("meta"):
             model = TinyGPT(GPTConfig.from_node(cfg.model, 66))
@@ -66,6 +77,9 @@ def test_every_option_composes_and_builds_what_it_names(group, option):
         assert cfg.seal.enabled == (option != "off")
         if cfg.seal.target is not None:
             binds(cfg.seal.target)
+    elif group == "seal/policy":
+        assert cfg.seal.policy.name == option and cfg.seal.policy._partial_
+        binds(cfg.seal.policy)  # its knobs are the class's arguments
 
 
 @pytest.mark.parametrize("launcher", options("hydra/launcher"))

@@ -12,7 +12,7 @@ from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.fit import Problem, batched_bfgs, fit
 from tinygpt.scaling.laws import FitSettings, compute_optimal, fit_law
 from tinygpt.scaling.report import aggregate_seeds, analyze
-from tinygpt.scaling.sources import from_csv
+from tinygpt.scaling.sources import _keep_varying_settings, from_csv
 
 FIXTURE = Path(__file__).parent / "fixtures" / "chinchilla_epoch_data.csv"
 PUBLISHED_HUBER = {"A": 477.83, "B": 2143.4, "E": 1.81722, "alpha": 0.34731, "beta": 0.36717}
@@ -199,3 +199,19 @@ def test_grid_fit_from_a_single_start_reaches_the_optimum():
     prob = Problem(np.log(t[["N", "D"]].to_numpy()), np.log(t["loss"].to_numpy()))
     best = fit(prob, starts=np.array([[6.0, 7.5, 0.35, 0.35, 0.5]]))
     assert best.objective == pytest.approx(1.01827402e-3, rel=1e-6)
+
+
+def test_a_swept_option_is_one_setting_named_by_its_option():
+    """A group option swept (seal/policy=passage,self) varies its _target_ and its name: the
+    table keeps the name only; without a name (data/tokenizer=char,byte) the _target_ stays."""
+    runs = pd.DataFrame(
+        {
+            "param:seal.policy._target_": ["a.PassagePolicy", "a.SelfPolicy"],
+            "param:seal.policy.name": ["passage", "self"],
+            "param:data.tokenizer._target_": ["t.char", "t.byte"],
+            "param:seed": ["1", "2"],
+            "loss": [1.0, 2.0],
+        }
+    )
+    table = _keep_varying_settings(runs)
+    assert sorted(table.columns) == ["data.tokenizer._target_", "loss", "seal.policy.name"]

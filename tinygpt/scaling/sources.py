@@ -162,6 +162,9 @@ def _keep_varying_settings(df: pd.DataFrame) -> pd.DataFrame:
         name = c.removeprefix("param:")
         if name in _NOT_SETTINGS or df[c].nunique(dropna=False) < 2:
             continue
+        node, _, key = name.rpartition(".")
+        if key in ("_target_", "_partial_") and f"param:{node}.name" in df:
+            continue  # the option's name says which it was (seal.policy.name=self)
         keep[name] = _numeric(df[c])
     return pd.concat([df.drop(columns=params), pd.DataFrame(keep, index=df.index)], axis=1)
 

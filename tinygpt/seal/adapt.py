@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from tinygpt.config import Policy
 from tinygpt.data.dataset import EVAL_SEED, BatchSampler, prepare, split_documents
 from tinygpt.data.tokenizers import Tokenizer, load_tokenizer
 from tinygpt.errors import TinyGPTError, instantiate
@@ -159,8 +158,8 @@ def trainable_parameters(model: torch.nn.Module) -> int:
 class PassagePolicy:
     """SEAL's baseline: the self-edit is the passage itself; nothing for ReST-EM to train."""
 
-    def __init__(self, base: TinyGPT, tok: Tokenizer, cfg: DictConfig) -> None:
-        pass
+    def __init__(self, base: TinyGPT, tok: Tokenizer, seal: DictConfig, name: str) -> None:
+        self.name = name
 
     def write(self, p: Passage, gen: torch.Generator) -> torch.Tensor:
         return p.context.clone()
@@ -172,36 +171,44 @@ class PassagePolicy:
 class SelfPolicy:
     """The model being adapted samples continuations of the passage: the self-adapting case."""
 
-    def __init__(self, base: TinyGPT, tok: Tokenizer, cfg: DictConfig) -> None:
-        self.model, self.cfg = copy.deepcopy(base), cfg
+    def __init__(
+        self,
+        base: TinyGPT,
+        tok: Tokenizer,
+        seal: DictConfig,
+        name: str,
+        edit_tokens: int,
+        temperature: float,
+        top_k: int | None,
+    ) -> None:
+        self.model, self.seal, self.name = copy.deepcopy(base), seal, name
+        self.edit_tokens, self.temperature, self.top_k = edit_tokens, temperature, top_k
 
     @torch.no_grad()
     def write(self, p: Passage, gen: torch.Generator) -> torch.Tensor:
-        c = self.cfg
         self.model.eval()
-        return self.model.generate(p.context[None], c.edit_tokens, c.temperature, c.top_k, gen)[0]
+        out = self.model.generate(
+            p.context[None], self.edit_tokens, self.temperature, self.top_k, gen
+        )
+        return out[0]
 
     def improve(self, best: list[tuple[Passage, torch.Tensor]], seed: int) -> int:
         """ReST-EM's M-step: fine-tune on the best-rewarded edit of each passage."""
-        c = self.cfg
+        s = self.seal
         seq = torch.cat([edit for _, edit in best])
         return train_on(
-            self.model, seq, c.outer_steps, c.outer_lr, c.inner_batch, self.model.cfg.context, seed
+            self.model, seq, s.outer_steps, s.outer_lr, s.inner_batch, self.model.cfg.context, seed
         )
 
 
-# Imported on use: the pretrained policy pulls in transformers.
-POLICIES = {
-    Policy.passage: "tinygpt.seal.adapt.PassagePolicy",
-    Policy.self: "tinygpt.seal.adapt.SelfPolicy",
-    Policy.pretrained: "tinygpt.seal.pretrained.PretrainedPolicy",
-}
-
-
-def make_policy(base: TinyGPT, tok: Tokenizer, cfg: DictConfig) -> Any:
-    from hydra.utils import get_class
-
-    return get_class(POLICIES[Policy(cfg.policy)])(base, tok, cfg)
+def make_policy(base: TinyGPT, tok: Tokenizer, seal: DictConfig) -> Any:
+    """The ``seal.policy`` node (a ``_partial_`` target) given the base model, its tokenizer and
+    the seal settings its ReST-EM step reads."""
+    if seal.policy is None:
+        raise TinyGPTError(
+            "seal.policy is not set: pick one, e.g. seal/policy=passage (or self, pretrained)"
+        )
+    return instantiate(seal.policy)(base, tok, seal)
 
 
 def adapt(cfg: DictConfig, out: Path, tracker: Any) -> dict[str, Any]:

