@@ -112,3 +112,22 @@ def test_every_job_of_every_experiment_is_valid(experiment):
             assert compute.apply(job_cfg), model
         validation.check(job_cfg)
         job.validate(job_cfg)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "optimizer.impl.eps=tiny",  # a wrong type inside a typed option
+        "optimizer.impl.beta=0.9",  # a typo
+        "optimizer=sgd optimizer.impl.nesterov=maybe",
+        "data/tokenizer=bpe data.tokenizer.vocab_size=big",
+        "data/tokenizer=bpe data.tokenizer.min_freq=3",
+        "seal=lora seal/policy=self seal.policy.temperature=hot",
+        "seal=lora seal/policy=pretrained seal.policy.modle=x.gguf",
+    ],
+)
+def test_a_wrong_value_inside_an_option_fails_at_compose_time(override):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException):
+        composed(*override.split())

@@ -42,8 +42,40 @@ class ModelConfig:
 
 
 @dataclass
+class TokenizerConfig:
+    """A tokenizer factory (``conf/data/tokenizer/``, ``tinygpt.data.tokenizers``): called with
+    the training documents, it returns the fitted tokenizer."""
+
+    _target_: str = MISSING
+    _partial_: bool = True
+
+
+@dataclass
+class CharTokenizerConfig(TokenizerConfig):
+    _target_: str = "tinygpt.data.tokenizers.CharTokenizer.fit"
+
+
+@dataclass
+class ByteTokenizerConfig(TokenizerConfig):
+    _target_: str = "tinygpt.data.tokenizers.ByteTokenizer.fit"
+
+
+@dataclass
+class BPETokenizerConfig(TokenizerConfig):
+    _target_: str = "tinygpt.data.tokenizers.train_bpe"
+    vocab_size: int = 4096
+    min_frequency: int = 2  # merges seen fewer times are not learned
+
+
+@dataclass
+class GPT2TokenizerConfig(TokenizerConfig):
+    _target_: str = "tinygpt.data.tokenizers.gpt2"
+
+
+@dataclass
 class DataConfig:
-    # The corpus: any callable returning a list of documents (``tinygpt.data.corpora``).
+    # The corpus: any callable returning a list of documents (``tinygpt.data.corpora``). Its
+    # arguments are this node's typed fields (path, name, encoding, ...) by interpolation.
     corpus: Any = MISSING
     # Where a file-based corpus lives (a path or a list of paths); corpora read it as ${..path}.
     path: Any = None
@@ -54,7 +86,7 @@ class DataConfig:
     # How data=text decodes its files: any Python codec, and strict / replace / ignore.
     encoding: str = "utf-8"
     errors: str = "strict"
-    # The tokenizer factory: called with the training documents (``tinygpt.data.tokenizers``).
+    # The tokenizer factory: an option of conf/data/tokenizer/ (schemas above).
     tokenizer: Any = MISSING
     fraction: float = 1.0
     max_samples: int | None = None
@@ -64,8 +96,36 @@ class DataConfig:
 
 
 @dataclass
+class AdamConfig:
+    """``torch.optim.Adam``'s own arguments; lr and the parameter groups come from the job."""
+
+    _target_: str = "torch.optim.Adam"
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    eps: float = 1e-8
+    amsgrad: bool = False
+    foreach: bool | None = None
+    fused: bool | None = None  # None: fused on CUDA (tinygpt.train.optim), torch's default else
+
+
+@dataclass
+class AdamWConfig(AdamConfig):
+    _target_: str = "torch.optim.AdamW"
+
+
+@dataclass
+class SGDConfig:
+    _target_: str = "torch.optim.SGD"
+    momentum: float = 0.9
+    dampening: float = 0.0
+    nesterov: bool = True
+    foreach: bool | None = None
+    fused: bool | None = None
+
+
+@dataclass
 class OptimizerConfig:
-    # The torch.optim class and its algorithm-specific arguments (betas, momentum, ...).
+    # The torch.optim class and its algorithm-specific arguments (betas, momentum, ...): typed
+    # by the option's schema below; any other class works from a schema-free option.
     impl: Any = MISSING
     lr: float = 1e-3
     weight_decay: float = 0.1
@@ -73,6 +133,24 @@ class OptimizerConfig:
     schedule: Any = MISSING
     grad_clip: float | None = 1.0
     grad_accum: int = 1
+
+
+@dataclass
+class AdamOptimizerConfig(OptimizerConfig):
+    impl: AdamConfig = field(default_factory=AdamConfig)
+    weight_decay: float = 0.0  # coupled L2, as torch.optim.Adam does it: off unless asked
+
+
+@dataclass
+class AdamWOptimizerConfig(OptimizerConfig):
+    impl: AdamWConfig = field(default_factory=AdamWConfig)
+
+
+@dataclass
+class SGDOptimizerConfig(OptimizerConfig):
+    impl: SGDConfig = field(default_factory=SGDConfig)
+    lr: float = 0.1
+    weight_decay: float = 0.0
 
 
 @dataclass
@@ -372,6 +450,19 @@ def register_configs() -> None:
     cs.store(group="model", name="base_model", node=ModelConfig)
     cs.store(group="data", name="base_data", node=DataConfig)
     cs.store(group="optimizer", name="base_optimizer", node=OptimizerConfig)
+    for name, node in (
+        ("adam", AdamOptimizerConfig),
+        ("adamw", AdamWOptimizerConfig),
+        ("sgd", SGDOptimizerConfig),
+    ):
+        cs.store(group="optimizer", name=f"base_{name}", node=node)
+    for name, node in (
+        ("char", CharTokenizerConfig),
+        ("byte", ByteTokenizerConfig),
+        ("bpe", BPETokenizerConfig),
+        ("gpt2", GPT2TokenizerConfig),
+    ):
+        cs.store(group="data/tokenizer", name=f"base_{name}", node=node)
     for name, node in (
         ("cosine", CosineScheduleConfig),
         ("linear", LinearScheduleConfig),

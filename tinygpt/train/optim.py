@@ -50,7 +50,7 @@ def build_optimizer(
     if device is not None and device.type == "cuda":
         # One fused kernel for the whole update where the class offers it (Adam, AdamW, SGD).
         cls = get_class(cfg.impl._target_)
-        if "fused" in inspect.signature(cls).parameters and "fused" not in cfg.impl:
+        if "fused" in inspect.signature(cls).parameters and cfg.impl.get("fused") is None:
             extra["fused"] = True
     adaptive = not issubclass(get_class(cfg.impl._target_), torch.optim.SGD)
     groups = param_groups(model, cfg.weight_decay, cfg.lr, adaptive)
