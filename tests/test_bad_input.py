@@ -44,6 +44,7 @@ TINYGPT = [
     ([WSD, NO_STEPS, "isoflop.budgets=[-1e12]"], "compute budgets must be positive"),
     (["tracking.uri=http://127.0.0.1:9"], "fix tracking.uri"),
     (["seal=lora"], "seal=lora needs seal.base="),
+    (["seal=lora", "seal.policy=self"], "choose the option with seal/policy=self"),
     (["seal=lora", "seal.base=/no/such/run"], "point it at a training run's output directory"),
     (["-m", "seed=1", "hardware=cpu", "hydra/launcher=slurm_gpu"], "use hardware=cuda"),
 ]

@@ -27,6 +27,7 @@ GROUPS = [
     "hardware",
     "seal",
     "seal/policy",
+    "job",
 ]
 # Groups that exist only under an option of their parent group.
 NEEDS = {"seal/policy": ["seal=lora"]}
@@ -75,8 +76,14 @@ def test_every_option_composes_and_builds_what_it_names(group, option):
             assert f"hardware={option}" in str(e)
     elif group == "seal":
         assert cfg.seal.enabled == (option != "off")
+        assert cfg.job._target_ == (
+            "tinygpt.seal.job.run" if cfg.seal.enabled else "tinygpt.train.job.run"
+        )
         if cfg.seal.target is not None:
             binds(cfg.seal.target)
+    elif group == "job":
+        binds(cfg.job)
+        assert get_method(cfg.job._target_).__module__ == f"tinygpt.{option}.job"
     elif group == "seal/policy":
         assert cfg.seal.policy.name == option and cfg.seal.policy._partial_
         binds(cfg.seal.policy)  # its knobs are the class's arguments

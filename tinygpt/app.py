@@ -1,4 +1,4 @@
-"""`tinygpt`: the Hydra entry point. Composes the config and hands it to the job that trains."""
+"""`tinygpt`: the Hydra entry point. Composes the config and hands it to its job (``conf/job/``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from tinygpt.config import register_configs
-from tinygpt.errors import TinyGPTError
+from tinygpt.errors import TinyGPTError, instantiate
 from tinygpt.validation import check
 
 
@@ -31,11 +31,7 @@ def _main(cfg: DictConfig) -> float:
     try:
         # Settings are checked before torch and mlflow load, so a bad one is answered at once.
         check(cfg)
-        if cfg.seal.enabled:
-            from tinygpt.seal.job import run
-        else:
-            from tinygpt.train.job import run
-        return run(cfg)
+        return instantiate(cfg.job)(cfg)  # conf/job/: train, or seal (chosen by seal=lora)
     except KeyboardInterrupt:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise

@@ -342,7 +342,16 @@ class IsoflopConfig:
 
 
 @dataclass
+class JobConfig:
+    """What ``tinygpt`` runs on the composed config (``conf/job/``): a ``run(cfg)`` function."""
+
+    _target_: str = MISSING
+    _partial_: bool = True
+
+
+@dataclass
 class Config:
+    job: JobConfig = MISSING
     model: ModelConfig = MISSING
     data: DataConfig = MISSING
     optimizer: OptimizerConfig = MISSING
@@ -447,6 +456,7 @@ class EvalConfig:
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
+    cs.store(group="job", name="base_job", node=JobConfig)
     cs.store(group="model", name="base_model", node=ModelConfig)
     cs.store(group="data", name="base_data", node=DataConfig)
     cs.store(group="optimizer", name="base_optimizer", node=OptimizerConfig)

@@ -41,7 +41,14 @@ RANGES: list[tuple[str, Callable[[float], bool], str]] = [
 ]
 
 # Nodes filled by a config group: a plain string there is a group option typed with a dot.
-GROUP_NODES = ["data.corpus", "data.tokenizer", "optimizer.impl", "optimizer.schedule"]
+GROUP_NODES = [
+    "data.corpus",
+    "data.tokenizer",
+    "optimizer.impl",
+    "optimizer.schedule",
+    "seal.policy",
+    "job",
+]
 
 
 # tinygpt-analyze's settings, checked before any run is read.
