@@ -18,6 +18,7 @@ import seaborn as sns
 
 from tinygpt.config import FitSettings
 from tinygpt.errors import TinyGPTError
+from tinygpt.scaling.columns import ADAPTATION_COLUMNS
 from tinygpt.scaling.laws import Law, fit_law
 from tinygpt.scaling.plots import law_band, readable_log_axis, save
 
@@ -64,20 +65,9 @@ def pareto_front(improvement: np.ndarray, forgetting: np.ndarray) -> np.ndarray:
     return front
 
 
-MEASURED = {
-    "run_id",
-    "seed",
-    "improvement",
-    "forgetting",
-    "update_tokens",
-    "edit_tokens",
-    "trainable_parameters",
-}
-
-
 def swept_settings(table: pd.DataFrame) -> list[str]:
     """The swept settings (columns the source kept because they vary), inner steps last."""
-    swept = [c for c in table.columns if c not in MEASURED]
+    swept = [c for c in table.columns if c not in ADAPTATION_COLUMNS]
     if not swept:
         raise TinyGPTError(
             "the seal runs vary no setting: sweep one, e.g. -m seal.inner_steps=1,3,10 "

@@ -13,6 +13,7 @@ import pandas as pd
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling import plots as figures
 from tinygpt.scaling.analysis import Analysis
+from tinygpt.scaling.columns import SCALING_COLUMNS
 from tinygpt.scaling.envelope import envelope
 from tinygpt.scaling.grid import along
 from tinygpt.scaling.holdout import check, held_out
@@ -20,12 +21,11 @@ from tinygpt.scaling.isoflop import isoflop
 from tinygpt.scaling.laws import FitSettings, fit_law, protocol_warnings
 
 log = logging.getLogger("tinygpt.analyze")
-BASE_COLUMNS = ["run_id", "N", "D", "C", "C_budget", "loss", "bpb", "seed"]
 
 
 def settings_of(table: pd.DataFrame) -> list[str]:
-    """The swept settings: every column beyond the base ones."""
-    return [c for c in table.columns if c not in BASE_COLUMNS]
+    """The swept settings: every column beyond the measured ones."""
+    return [c for c in table.columns if c not in SCALING_COLUMNS]
 
 
 def aggregate_seeds(table: pd.DataFrame) -> pd.DataFrame:

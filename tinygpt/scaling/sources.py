@@ -14,6 +14,7 @@ import pandas as pd
 
 from tinygpt.config import CSV_COLUMNS
 from tinygpt.errors import TinyGPTError
+from tinygpt.scaling.columns import ADAPTATION_METRICS, SCALING_METRICS
 from tinygpt.tracking.mlflow_run import Store
 
 log = logging.getLogger("tinygpt.analyze")
@@ -64,7 +65,7 @@ def from_mlflow(
         raise TinyGPTError(f"no runs match {where} in experiment '{experiment}'")
     # Pre-training runs end with final_val_loss; adaptation (seal) runs with improvement.
     adaptation = any(r.data.params.get("seal.enabled") == "True" for r in runs)
-    result_key = "improvement" if adaptation else "final_val_loss"
+    result_key = "improvement" if adaptation else SCALING_METRICS["loss"]
     done = [r for r in runs if r.info.status == "FINISHED" and result_key in r.data.metrics]
     if len(done) < len(runs):
         log.warning(
@@ -77,30 +78,16 @@ def from_mlflow(
     rows = []
     for r in done:
         m = r.data.metrics
-        measured = (
-            {
-                k: m[k]
-                for k in (
-                    "improvement",
-                    "forgetting",
-                    "update_tokens",
-                    "edit_tokens",
-                    "trainable_parameters",
-                )
-                if k in m
+        if adaptation:
+            measured = {k: m[k] for k in ADAPTATION_METRICS if k in m}
+        else:
+            # Every job logs N, D, C and loss; bpb is NaN for runs from before it was logged
+            # (fit.metric=val_bpb says so), C_budget exists for IsoFLOP jobs only.
+            measured = {
+                k: m[name] if k in ("N", "D", "C", "loss") else m.get(name, float("nan"))
+                for k, name in SCALING_METRICS.items()
+                if k != "C_budget" or name in m
             }
-            if adaptation
-            else {
-                "N": m["non_embedding_parameters"],
-                "D": m["tokens_seen"],
-                "C": m["flops"],
-                "loss": m["final_val_loss"],
-                # bits per byte, for fit.metric=val_bpb (runs from before it was logged: NaN)
-                "bpb": m.get("final_val_bpb", float("nan")),
-                # The compute budget an IsoFLOP job aimed at (C spent is within half a step).
-                **({"C_budget": m["compute_budget"]} if "compute_budget" in m else {}),
-            }
-        )
         rows.append(
             {
                 "run_id": r.info.run_id,

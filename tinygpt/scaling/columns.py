@@ -1,0 +1,25 @@
+"""The columns of a table of runs, and the MLflow metrics they are read from (one list for the
+sources that fill them and the views that read them)."""
+
+# A pre-training run's row: column -> the metric its job logged (tinygpt/train/job.py).
+SCALING_METRICS = {
+    "N": "non_embedding_parameters",
+    "D": "tokens_seen",
+    "C": "flops",
+    "loss": "final_val_loss",
+    "bpb": "final_val_bpb",  # bits per byte, for fit.metric=val_bpb
+    "C_budget": "compute_budget",  # the compute an IsoFLOP job aimed at
+}
+# An adaptation (seal) run's row: these metrics under their own names (tinygpt/seal/adapt.py).
+ADAPTATION_METRICS = (
+    "improvement",
+    "forgetting",
+    "update_tokens",
+    "edit_tokens",
+    "trainable_parameters",
+)
+# Every row also has these; any other column is a setting that varied across the runs.
+IDENTITY = ("run_id", "seed")
+
+SCALING_COLUMNS = (*IDENTITY, *SCALING_METRICS)
+ADAPTATION_COLUMNS = (*IDENTITY, *ADAPTATION_METRICS)
