@@ -1,6 +1,7 @@
 """Bad input through the real commands, as a user types it: each exits non-zero with one line
 that names the setting and the fix, and no traceback. Add a row whenever a setting lands."""
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -80,18 +81,37 @@ def _check(proc, message: str) -> None:
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize(("overrides", "message"), TINYGPT)
-def test_tinygpt_answers_bad_input_in_one_line(tmp_path, cache_dir, bad_files, overrides, message):
-    args = [a.format(dir=bad_files) for a in overrides]
-    _check(tinygpt_cli(*TINY, *args, cwd=tmp_path, cache_dir=cache_dir), message)
+def _answers(rows, factory, cache_dir, bad_files, app, prefix=()):
+    """Every row's command at once, a few at a time (each mostly waits on imports and the
+    store), each in its own directory: {row index: CompletedProcess}."""
+
+    def one(i: int):
+        cwd = factory.mktemp(f"{app.split('.')[-1]}-{i}")
+        args = [a.format(dir=bad_files) for a in rows[i][0]]
+        return tinygpt_cli(*prefix, *args, cwd=cwd, cache_dir=cache_dir, app=app)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(enumerate(pool.map(one, range(len(rows)))))
 
 
-@pytest.mark.parametrize(("overrides", "message"), ANALYZE)
-def test_tinygpt_analyze_answers_bad_input_in_one_line(
-    tmp_path, cache_dir, bad_files, overrides, message
-):
-    args = [a.format(dir=bad_files) for a in overrides]
-    _check(tinygpt_cli(*args, cwd=tmp_path, cache_dir=cache_dir, app="tinygpt.analyze"), message)
+@pytest.fixture(scope="module")
+def tinygpt_answers(tmp_path_factory, cache_dir, bad_files):
+    return _answers(TINYGPT, tmp_path_factory, cache_dir, bad_files, "tinygpt.app", TINY)
+
+
+@pytest.fixture(scope="module")
+def analyze_answers(tmp_path_factory, cache_dir, bad_files):
+    return _answers(ANALYZE, tmp_path_factory, cache_dir, bad_files, "tinygpt.analyze")
+
+
+@pytest.mark.parametrize(("row", "message"), [(i, m) for i, (_, m) in enumerate(TINYGPT)])
+def test_tinygpt_answers_bad_input_in_one_line(tinygpt_answers, row, message):
+    _check(tinygpt_answers[row], message)
+
+
+@pytest.mark.parametrize(("row", "message"), [(i, m) for i, (_, m) in enumerate(ANALYZE)])
+def test_tinygpt_analyze_answers_bad_input_in_one_line(analyze_answers, row, message):
+    _check(analyze_answers[row], message)
 
 
 def test_the_table_covers_at_least_thirty_inputs():

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from tinygpt.errors import TinyGPTError
+from tinygpt.errors import TinyGPTError, instantiate
 
 # (setting, test, what it must be). None values are skipped: null means "not set".
 RANGES: list[tuple[str, Callable[[float], bool], str]] = [
@@ -90,3 +90,6 @@ def check(cfg: DictConfig) -> None:
                 f"{key.replace('.', '/')}={value} (a slash selects a group option, a dot a field)"
             )
     check_ranges(cfg, RANGES)
+    # A schedule checks its own fields when built; it is cheap (no torch), so build it now,
+    # before anything is recorded.
+    instantiate(cfg.optimizer.schedule)
