@@ -194,10 +194,16 @@ class SelfPolicy:
 
     def improve(self, best: list[tuple[Passage, torch.Tensor]], seed: int) -> int:
         """ReST-EM's M-step: fine-tune on the best-rewarded edit of each passage."""
-        s = self.seal
+        seal = self.seal
         seq = torch.cat([edit for _, edit in best])
         return train_on(
-            self.model, seq, s.outer_steps, s.outer_lr, s.inner_batch, self.model.cfg.context, seed
+            self.model,
+            seq,
+            seal.outer_steps,
+            seal.outer_lr,
+            seal.inner_batch,
+            self.model.cfg.context,
+            seed,
         )
 
 
@@ -213,39 +219,39 @@ def make_policy(base: TinyGPT, tok: Tokenizer, seal: DictConfig) -> Any:
 
 def adapt(cfg: DictConfig, out: Path, tracker: Any) -> dict[str, Any]:
     """Run the experiment; write ``edits.jsonl`` and ``results.json``; return the summary."""
-    s = cfg.seal
+    seal = cfg.seal
     torch.manual_seed(cfg.seed)
-    base, tok, base_cfg = load_base(s.base, cfg.tracking.uri)
-    targets = passages(s, tok, base.cfg.context)
+    base, tok, base_cfg = load_base(seal.base, cfg.tracking.uri)
+    targets = passages(seal, tok, base.cfg.context)
     if not base_cfg:
         raise TinyGPTError("seal.base's checkpoint has no training config to measure forgetting")
     base_data = prepare(OmegaConf.create(base_cfg["data"]), base.cfg.context)
     forget = torch.from_numpy(
         BatchSampler(base_data.splits["val"], 8, base.cfg.context, EVAL_SEED).windows(
-            8 * s.forget_batches
+            8 * seal.forget_batches
         )
     )
     base_forget = windows_loss(base, forget)
-    policy = make_policy(base, tok, s)
+    policy = make_policy(base, tok, seal)
     gen = torch.Generator().manual_seed(cfg.seed)
     results: list[EditResult] = []
     log_path = out / "edits.jsonl"
     with log_path.open("w") as log:
-        for rnd in range(s.rounds + 1):
+        for rnd in range(seal.rounds + 1):
             best: list[tuple[Passage, torch.Tensor]] = []
             for i, p in enumerate(targets):
                 before = continuation_loss(base, p)
                 scored = []
-                for j in range(s.k):
+                for j in range(seal.k):
                     t0 = time.perf_counter()
                     edit = policy.write(p, gen)
-                    adapted = lora(base, s)
+                    adapted = lora(base, seal)
                     used = train_on(
                         adapted,
                         edit,
-                        s.inner_steps,
-                        s.inner_lr,
-                        s.inner_batch,
+                        seal.inner_steps,
+                        seal.inner_lr,
+                        seal.inner_batch,
                         base.cfg.context,
                         cfg.seed + j,
                     )
@@ -274,11 +280,11 @@ def adapt(cfg: DictConfig, out: Path, tracker: Any) -> dict[str, Any]:
             this = [r for r in results if r.round == rnd]
             tracker.log_metrics(summary(this), rnd)
             tracker.flush()
-            if rnd < s.rounds:
+            if rnd < seal.rounds:
                 policy.improve(best, cfg.seed + rnd)
-    final = summary([r for r in results if r.round == s.rounds])
+    final = summary([r for r in results if r.round == seal.rounds])
     final["mean_reward_per_round"] = [
-        summary([r for r in results if r.round == k])["improvement"] for k in range(s.rounds + 1)
+        summary([r for r in results if r.round == k])["improvement"] for k in range(seal.rounds + 1)
     ]
     (out / "results.json").write_text(json.dumps(final, indent=2))
     return final

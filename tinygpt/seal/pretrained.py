@@ -92,7 +92,7 @@ class PretrainedPolicy:
 
     def improve(self, best: list[tuple[Passage, torch.Tensor]], seed: int) -> int:
         """ReST-EM's M-step: supervised fine-tuning on (prompt, best rewrite) pairs."""
-        s = self.seal
+        seal = self.seal
         pairs = []
         for p, edit in best:
             prompt = self.prompt_ids(p)
@@ -101,11 +101,11 @@ class PretrainedPolicy:
             labels = ids.clone()
             labels[: len(prompt)] = -100  # learn the rewrite, not the prompt
             pairs.append((ids, labels))
-        opt = torch.optim.AdamW(self.lm.parameters(), lr=s.outer_lr, weight_decay=0.0)
+        opt = torch.optim.AdamW(self.lm.parameters(), lr=seal.outer_lr, weight_decay=0.0)
         order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))
         self.lm.train()
         tokens = 0
-        for step in range(s.outer_steps):
+        for step in range(seal.outer_steps):
             ids, labels = pairs[int(order[step % len(pairs)])]
             loss = self.lm(input_ids=ids[None], labels=labels[None]).loss
             opt.zero_grad(set_to_none=True)

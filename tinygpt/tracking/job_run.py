@@ -28,8 +28,8 @@ def hydra_config() -> Any:
 
 
 def in_multirun() -> bool:
-    hc = hydra_config()
-    return hc is not None and hc.mode == RunMode.MULTIRUN
+    hydra_cfg = hydra_config()
+    return hydra_cfg is not None and hydra_cfg.mode == RunMode.MULTIRUN
 
 
 def output_dir() -> Path:
@@ -61,16 +61,16 @@ def open_job_run(
     cfg: DictConfig, out: Path, device: torch.device, ckpt: dict[str, Any] | None
 ) -> JobRun:
     """Open the job's MLflow run; ``ckpt`` is a checkpoint already found in ``out``."""
-    t = cfg.tracking
-    if not t.enabled:
+    tracking = cfg.tracking
+    if not tracking.enabled:
         return JobRun(Tracker.disabled(), ckpt)
-    store = Store.connect(t.uri, t.experiment)
-    hc = hydra_config()
+    store = Store.connect(tracking.uri, tracking.experiment)
+    hydra_cfg = hydra_config()
     multirun = in_multirun()
-    parent = parent_run_id(hc.sweep.dir) if multirun else None
+    parent = parent_run_id(hydra_cfg.sweep.dir) if multirun else None
     identity = config_hash(cfg)
     run_id = ckpt.get("mlflow_run_id") if ckpt else None
-    if multirun and ckpt is None and t.skip_finished:
+    if multirun and ckpt is None and tracking.skip_finished:
         for previous in store.find_runs(f"tags.config_hash = '{identity}'"):
             if previous.info.status == "FINISHED":
                 log.info(
@@ -89,7 +89,7 @@ def open_job_run(
                 log.info("resuming interrupted run %s from %s", previous.info.run_id, found[0])
                 ckpt, run_id = found[1], previous.info.run_id
                 break
-    name = t.run_name or (hc.job.override_dirname if multirun else None) or out.name
+    name = tracking.run_name or (hydra_cfg.job.override_dirname if multirun else None) or out.name
     tags = {**system_tags(device), **slurm_tags(), "config_hash": identity}
     tracker = Tracker.start(store, name, tags, run_id=run_id, parent_run_id=parent)
     tracker.set_tags({"output_dir": str(out)})

@@ -54,12 +54,12 @@ class MLflowSweepCallback(Callback):
             # Raised from a callback, an exception would reach the user as Hydra's traceback.
             print(f"tinygpt: error: {problem}", file=sys.stderr)
             sys.exit(2)
-        t = config.tracking
-        if not t.enabled:
+        tracking = config.tracking
+        if not tracking.enabled:
             return
         sweep_dir = Path(config.hydra.sweep.dir).resolve()
         grid = " ".join(config.hydra.overrides.task)
-        self.store = Store.connect(t.uri, t.experiment)
+        self.store = Store.connect(tracking.uri, tracking.experiment)
         reaped = self.store.reap_dead_runs()
         if reaped:
             log.warning(
@@ -67,7 +67,7 @@ class MLflowSweepCallback(Callback):
             )
         self.tracker = Tracker.start(
             self.store,
-            t.run_name or f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",
+            tracking.run_name or f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",
             {"sweep": "true", "sweep_dir": str(sweep_dir), "sweep_overrides": grid},
         )
         os.environ[PARENT_ENV] = self.tracker.run_id

@@ -22,9 +22,8 @@ log = logging.getLogger("tinygpt")
 
 
 def flops_per_token(model_cfg: DictConfig) -> int:
-    m = model_cfg
     with torch.device("meta"):
-        model = TinyGPT(GPTConfig.from_node(m, 1))
+        model = TinyGPT(GPTConfig.from_node(model_cfg, 1))
     return model.flops_per_token()
 
 

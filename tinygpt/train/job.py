@@ -203,7 +203,7 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
     if cfg.training.resume and ckpt is None:
         log.info("training.resume=true but no checkpoint in %s: starting from scratch", out)
 
-    t = cfg.tracking
+    tracking = cfg.tracking
     opened = open_job_run(cfg, out, runtime.device, ckpt)
     if opened.skipped is not None:
         return opened.skipped.result("final_val_loss")
@@ -211,8 +211,8 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
     status, trainer = "FAILED", None
     stops = StopSignals()
     stop_monitor = (
-        tracker.monitor_system(t.system_metrics_interval, resumed=ckpt is not None)
-        if t.system_metrics
+        tracker.monitor_system(tracking.system_metrics_interval, resumed=ckpt is not None)
+        if tracking.system_metrics
         else (lambda: None)
     )
     try:
@@ -259,10 +259,10 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
             scalars["compute_budget"] = compute[max(compute)]
         tracker.log_metrics(scalars, trainer.state.step)
         tracker.log_artifact(out / "results.json")
-        if t.log_model:
-            uri = tracker.log_model(model, out / "tokenizer.json", t.register_as)
+        if tracking.log_model:
+            uri = tracker.log_model(model, out / "tokenizer.json", tracking.register_as)
             tracker.set_tags({"model_uri": uri})
-        if t.log_checkpoints:
+        if tracking.log_checkpoints:
             for ckpt_path in sorted(out.glob("*.pt")):
                 tracker.log_artifact(ckpt_path, "checkpoints")
         log.info("results: %s", json.dumps(results))

@@ -57,14 +57,14 @@ def tokens_per_step(cfg: DictConfig) -> int:
 
 
 def total_steps(cfg: DictConfig) -> int:
-    t = cfg.training
-    if t.budgets:
+    training = cfg.training
+    if training.budgets:
         return max(b.steps for b in budgets(cfg))
-    if t.max_steps is not None:
-        return int(t.max_steps)
-    if t.tokens is None:
+    if training.max_steps is not None:
+        return int(training.max_steps)
+    if training.tokens is None:
         raise TinyGPTError("set a run length: training.tokens=<budget> or training.max_steps=<n>")
-    return max(1, math.ceil(t.tokens / tokens_per_step(cfg)))
+    return max(1, math.ceil(training.tokens / tokens_per_step(cfg)))
 
 
 def plan(tokens: int, per_step: int, schedule: WSD) -> tuple[int, int]:
@@ -96,8 +96,8 @@ class Budget:
 
 def budgets(cfg: DictConfig) -> list[Budget]:
     """``training.budgets`` as steps and branch points, smallest first (the last is the trunk)."""
-    t = cfg.training
-    if not t.budgets:
+    training = cfg.training
+    if not training.budgets:
         return []
     schedule = build_schedule(cfg.optimizer)
     if not isinstance(schedule, WSD):
@@ -105,11 +105,11 @@ def budgets(cfg: DictConfig) -> list[Budget]:
             "training.budgets needs a schedule whose trunk holds the LR constant: add "
             "optimizer/schedule=wsd"
         )
-    if t.max_steps is not None:
+    if training.max_steps is not None:
         raise TinyGPTError("training.budgets sets the run length: drop training.max_steps")
     per_step = tokens_per_step(cfg)
     out = []
-    for tokens in sorted({int(b) for b in t.budgets}):
+    for tokens in sorted({int(b) for b in training.budgets}):
         steps, start = plan(tokens, per_step, schedule)
         if out and steps == out[-1].steps:
             raise TinyGPTError(
