@@ -232,7 +232,9 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         stops.trainer = trainer
         if ckpt is not None:
             trainer.restore(ckpt)
-            log.info("resumed from %s at step %d", resume_from, trainer.state.step)
+            # A retyped sweep finds the checkpoint through the interrupted run (logged there).
+            where = resume_from or "the interrupted run's newest checkpoint"
+            log.info("resumed from %s at step %d", where, trainer.state.step)
         else:
             tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
             tracker.set_tags(
