@@ -158,7 +158,7 @@ def test_rest_em_fine_tunes_the_policy_on_the_best_edits_only(
 
 @pytest.mark.slow
 def test_cli_sweep_over_steps_and_ranks(base_run, tmp_path, cache_dir):
-    proc = tinygpt_cli(
+    sweep = [
         "-m",
         "seal=lora",
         f"seal.base={base_run}",
@@ -167,9 +167,8 @@ def test_cli_sweep_over_steps_and_ranks(base_run, tmp_path, cache_dir):
         "seal.forget_batches=1",
         "seal.inner_steps=1,3",
         "seal.lora_rank=2,4",
-        cwd=tmp_path,
-        cache_dir=cache_dir,
-    )
+    ]
+    proc = tinygpt_cli(*sweep, cwd=tmp_path, cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr
     jsonls = sorted(tmp_path.glob("multirun/*/*/*/edits.jsonl"))
     assert len(jsonls) == 4
@@ -185,18 +184,7 @@ def test_cli_sweep_over_steps_and_ranks(base_run, tmp_path, cache_dir):
 
     # Retyping the sweep skips the four finished jobs: no adaptation runs again.
     ends = {r.info.run_id: r.info.end_time for r in children}
-    again = tinygpt_cli(
-        "-m",
-        "seal=lora",
-        f"seal.base={base_run}",
-        "seal.passages=2",
-        "seal.passage_tokens=64",
-        "seal.forget_batches=1",
-        "seal.inner_steps=1,3",
-        "seal.lora_rank=2,4",
-        cwd=tmp_path,
-        cache_dir=cache_dir,
-    )
+    again = tinygpt_cli(*sweep, cwd=tmp_path, cache_dir=cache_dir)
     assert again.returncode == 0, again.stderr
     assert len(sorted(tmp_path.glob("multirun/*/*/*/edits.jsonl"))) == 4  # none written again
     runs = client.search_runs([client.get_experiment_by_name("tinygpt").experiment_id])

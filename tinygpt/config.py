@@ -453,6 +453,33 @@ class EvalConfig:
     seed: int = 0  # what a data node's ${seed} resolves to (it picks training subsets only)
 
 
+# Each option's schema: conf/<group>/<option>.yaml starts its defaults list with base_<option>.
+OPTION_SCHEMAS: dict[str, dict[str, type]] = {
+    "optimizer": {
+        "adam": AdamOptimizerConfig,
+        "adamw": AdamWOptimizerConfig,
+        "sgd": SGDOptimizerConfig,
+    },
+    "optimizer/schedule": {
+        "cosine": CosineScheduleConfig,
+        "linear": LinearScheduleConfig,
+        "constant": ConstantScheduleConfig,
+        "wsd": WSDScheduleConfig,
+    },
+    "data/tokenizer": {
+        "char": CharTokenizerConfig,
+        "byte": ByteTokenizerConfig,
+        "bpe": BPETokenizerConfig,
+        "gpt2": GPT2TokenizerConfig,
+    },
+    "seal/policy": {
+        "passage": PassagePolicyConfig,
+        "self": SelfPolicyConfig,
+        "pretrained": PretrainedPolicyConfig,
+    },
+}
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
@@ -460,34 +487,11 @@ def register_configs() -> None:
     cs.store(group="model", name="base_model", node=ModelConfig)
     cs.store(group="data", name="base_data", node=DataConfig)
     cs.store(group="optimizer", name="base_optimizer", node=OptimizerConfig)
-    for name, node in (
-        ("adam", AdamOptimizerConfig),
-        ("adamw", AdamWOptimizerConfig),
-        ("sgd", SGDOptimizerConfig),
-    ):
-        cs.store(group="optimizer", name=f"base_{name}", node=node)
-    for name, node in (
-        ("char", CharTokenizerConfig),
-        ("byte", ByteTokenizerConfig),
-        ("bpe", BPETokenizerConfig),
-        ("gpt2", GPT2TokenizerConfig),
-    ):
-        cs.store(group="data/tokenizer", name=f"base_{name}", node=node)
-    for name, node in (
-        ("cosine", CosineScheduleConfig),
-        ("linear", LinearScheduleConfig),
-        ("constant", ConstantScheduleConfig),
-        ("wsd", WSDScheduleConfig),
-    ):
-        cs.store(group="optimizer/schedule", name=f"base_{name}", node=node)
     cs.store(group="hardware", name="base_hardware", node=HardwareConfig)
     cs.store(group="seal", name="base_seal", node=SealConfig)
-    for name, node in (
-        ("passage", PassagePolicyConfig),
-        ("self", SelfPolicyConfig),
-        ("pretrained", PretrainedPolicyConfig),
-    ):
-        cs.store(group="seal/policy", name=f"base_{name}", node=node)
+    for group, schemas in OPTION_SCHEMAS.items():
+        for name, node in schemas.items():
+            cs.store(group=group, name=f"base_{name}", node=node)
     cs.store(name="base_analyze", node=AnalyzeConfig)
     cs.store(name="base_sample", node=SampleConfig)
     cs.store(name="base_eval", node=EvalConfig)
