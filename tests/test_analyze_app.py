@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from nbclient import NotebookClient
@@ -24,6 +25,22 @@ def test_table_from_the_latest_sweep(sweep_store):
     assert (table["C"] > 6 * table["N"] * table["D"]).all()
     per_token = (table["C"] / table["D"]).groupby(table["N"]).nunique()
     assert (per_token == 1).all() and len(per_token) == 4
+
+
+def test_n_counts_the_embeddings_on_request(sweep_store):
+    """source.parameters=total: N is every parameter (Chinchilla's count), embeddings included."""
+    uri = f"sqlite:///{sweep_store / 'mlflow.db'}"
+    kaplan = from_mlflow(uri=uri).sort_values("run_id").reset_index(drop=True)
+    chinchilla = from_mlflow(uri=uri, parameters="total").sort_values("run_id")
+    chinchilla = chinchilla.reset_index(drop=True)
+    assert chinchilla.attrs["parameters"] == "total"
+    assert kaplan.attrs["parameters"] == "non_embedding"
+    # The difference is the token and position tables: (vocabulary + context) × d_model.
+    per_width = (chinchilla["N"] - kaplan["N"]) / kaplan["model.d_model"]
+    assert per_width.nunique() == 1 and per_width[0] > 32  # the context is 32
+    assert (chinchilla[["D", "C", "loss"]] == kaplan[["D", "C", "loss"]]).all().all()
+    curves = pd.DataFrame(chinchilla.attrs["curves"])
+    assert set(curves["N"]) == set(chinchilla["N"])
 
 
 def test_analyze_app_fits_the_sweep_and_logs_a_linked_run(sweep_store, cache_dir, tmp_path):

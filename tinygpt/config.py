@@ -363,6 +363,14 @@ class Config:
     seed: int = 42
 
 
+class ParameterCount(str, Enum):
+    """What N counts. The two conventions give different compute-optimal allocations at small
+    scale (Pearce & Song 2024, "Reconciling Kaplan and Chinchilla Scaling Laws")."""
+
+    non_embedding = "non_embedding"  # Kaplan et al. (2020): without the embedding tables
+    total = "total"  # Hoffmann et al. (2022): every parameter, embeddings included
+
+
 @dataclass
 class MlflowSourceConfig:
     _target_: str = "tinygpt.scaling.sources.from_mlflow"
@@ -372,6 +380,7 @@ class MlflowSourceConfig:
     sweep: str | None = None
     # An MLflow filter string over the experiment's runs, instead of a sweep.
     filter: str | None = None
+    parameters: ParameterCount = ParameterCount.non_embedding
 
 
 CSV_COLUMNS = {"N": "N", "D": "D", "C": "C", "loss": "loss", "seed": None, "group": None}

@@ -31,6 +31,16 @@ if TYPE_CHECKING:
     from tinygpt.scaling.laws import Law
 
 LABELS = {"N": "non-embedding parameters N", "D": "tokens D", "C": "training FLOPs C"}
+N_TOTAL = "parameters N (embeddings included)"
+
+
+def label(table: pd.DataFrame, x: str) -> str:
+    """The axis label of a table column; N says which parameters it counts."""
+    if x == "N" and table.attrs.get("parameters") == "total":
+        return N_TOTAL
+    return LABELS.get(x, x)
+
+
 HELD_OUT = {"color": "crimson", "marker": "*", "s": 110, "zorder": 5}
 
 
@@ -127,7 +137,9 @@ def scaling_curve(analysis: Analysis, x: str, out: Path) -> Path:
             label=f"held out (max |error| {check.max_abs_relative_error:.2%})",
             **HELD_OUT,
         )
-    ax.set(xscale="log", yscale="log", xlabel=LABELS.get(x, x), ylabel="final validation loss")
+    ax.set(
+        xscale="log", yscale="log", xlabel=label(analysis.table, x), ylabel="final validation loss"
+    )
     ax.set_title(_slice_title(analysis.table, rows, x), fontsize=8)
     readable_log_axis(ax.xaxis, *ax.get_xlim(), x)
     readable_log_axis(ax.yaxis, *ax.get_ylim())
@@ -225,7 +237,13 @@ def iso_loss(analysis: Analysis, out: Path) -> Path | None:
     d_opt = (c / 6) ** opt["d_exponent"] / opt["G"]
     keep = (n_opt >= n[0]) & (n_opt <= n[-1]) & (d_opt >= d[0]) & (d_opt <= d[-1])
     ax.plot(n_opt[keep], d_opt[keep], "r-", lw=2, label="compute-optimal frontier")
-    ax.set(xscale="log", yscale="log", xlabel=LABELS["N"], ylabel=LABELS["D"], title=law.formula())
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel=label(analysis.table, "N"),
+        ylabel=LABELS["D"],
+        title=law.formula(),
+    )
     ax.title.set_fontsize(8)
     readable_log_axis(ax.xaxis, *ax.get_xlim(), "N")
     readable_log_axis(ax.yaxis, *ax.get_ylim(), "D")
@@ -260,7 +278,7 @@ def isoflop_profiles(analysis: Analysis, out: Path) -> Path | None:
     left.set(
         xscale="log",
         yscale="log",
-        xlabel=LABELS["N"],
+        xlabel=label(analysis.table, "N"),
         ylabel="final validation loss",
         title="IsoFLOP profiles: a parabola in log N per budget",
     )

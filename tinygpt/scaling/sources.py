@@ -14,7 +14,7 @@ import pandas as pd
 
 from tinygpt.config import CSV_COLUMNS
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.columns import ADAPTATION_METRICS, SCALING_METRICS
+from tinygpt.scaling.columns import ADAPTATION_METRICS, PARAMETER_METRICS, SCALING_METRICS
 from tinygpt.tracking.mlflow_run import Store
 
 log = logging.getLogger("tinygpt.analyze")
@@ -28,8 +28,15 @@ def from_mlflow(
     experiment: str = "tinygpt",
     sweep: str | None = None,
     filter: str | None = None,
+    parameters: str = "non_embedding",
 ) -> pd.DataFrame:
-    """Runs of a sweep (parent run id or name; default: the latest sweep) or an MLflow filter."""
+    """Runs of a sweep (parent run id or name; default: the latest sweep) or an MLflow filter.
+
+    ``parameters``: N without the embeddings (``non_embedding``, Kaplan's count) or with them
+    (``total``, Chinchilla's).
+    """
+    count = getattr(parameters, "value", parameters)
+    metrics = {**SCALING_METRICS, "N": PARAMETER_METRICS[count]}
     store = Store.connect(uri, experiment, setting="source.uri")
     parent_id = None
     if filter:
@@ -65,7 +72,7 @@ def from_mlflow(
         raise TinyGPTError(f"no runs match {where} in experiment '{experiment}'")
     # Pre-training runs end with final_val_loss; adaptation (seal) runs with improvement.
     adaptation = any(r.data.params.get("seal.enabled") == "True" for r in runs)
-    result_key = "improvement" if adaptation else SCALING_METRICS["loss"]
+    result_key = "improvement" if adaptation else metrics["loss"]
     done = [r for r in runs if r.info.status == "FINISHED" and result_key in r.data.metrics]
     if len(done) < len(runs):
         log.warning(
@@ -85,7 +92,7 @@ def from_mlflow(
             # (fit.metric=val_bpb says so), C_budget exists for IsoFLOP jobs only.
             measured = {
                 k: m[name] if k in ("N", "D", "C", "loss") else m.get(name, float("nan"))
-                for k, name in SCALING_METRICS.items()
+                for k, name in metrics.items()
                 if k != "C_budget" or name in m
             }
         rows.append(
@@ -99,8 +106,9 @@ def from_mlflow(
     table = _keep_varying_settings(pd.DataFrame(rows))
     if not adaptation:
         table.attrs["curves"] = _curves(
-            store, [r for r in done if r.data.tags.get("kind") != "branch"]
+            store, [r for r in done if r.data.tags.get("kind") != "branch"], metrics["N"]
         )
+        table.attrs["parameters"] = count
     table.attrs["sweep_run_id"] = parent_id
     table.attrs["source"] = where
     table.attrs["source_name"] = name  # the sweep's run name: "sweep 2026-12-01/10-00-00"
@@ -115,7 +123,7 @@ def kind_of(table: pd.DataFrame) -> str:
     return "lr_transfer" if lr in table and table[lr].nunique() >= 3 else "scaling"
 
 
-def _curves(store: Store, runs: list) -> list[dict]:
+def _curves(store: Store, runs: list, n_metric: str) -> list[dict]:
     """Every evaluation of every run as records (run_id, N, D, C, loss): the training curves
     that Chinchilla's approach 1 takes the envelope of (records, not a DataFrame: pandas compares
     ``attrs`` when it combines frames)."""
@@ -133,7 +141,7 @@ def _curves(store: Store, runs: list) -> list[dict]:
             rows.append(
                 {
                     "run_id": r.info.run_id,
-                    "N": m["non_embedding_parameters"],
+                    "N": m[n_metric],
                     "D": tokens,
                     "C": m["flops_per_token"] * tokens,
                     "loss": h.value,
