@@ -79,6 +79,31 @@ def test_diverging_run_is_failed_in_mlflow_and_exits_non_zero(tmp_path, cache_di
     assert "diverged" in runs[0].data.tags["error"]
 
 
+@pytest.mark.parametrize("tracking", ["true", "false"])
+def test_a_failing_job_of_a_sweep_is_one_line_and_the_others_finish(tmp_path, cache_dir, tracking):
+    proc = tinygpt_cli(
+        "-m",
+        *TINY,
+        "optimizer.grad_clip=null",
+        "optimizer.lr=1e-3,1e30",
+        f"tracking.enabled={tracking}",
+        "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr, proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("tinygpt: error in job")]
+    assert "optimizer.lr=1e+30" in line and "training diverged" in line
+    assert "1 job(s) of the sweep stopped with an error" in proc.stderr
+    assert (tmp_path / "sweep" / "0" / "results.json").exists()  # the good job finished
+    if tracking == "true":
+        assert "sweep FAILED: of 2 jobs, 1 failed or were killed" in proc.stderr
+        _, runs = runs_in(tmp_path)
+        status = {r.data.params.get("optimizer.lr"): r.info.status for r in runs}
+        assert status == {None: "FAILED", "0.001": "FINISHED", "1e+30": "FAILED"}
+
+
 def test_unreachable_tracking_server_fails_before_training(tmp_path, cache_dir):
     proc = tinygpt_cli(*TINY, "tracking.uri=http://127.0.0.1:9", cwd=tmp_path, cache_dir=cache_dir)
     assert proc.returncode == 2

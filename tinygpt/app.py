@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from tinygpt.config import register_configs
 from tinygpt.errors import TinyGPTError, instantiate
+from tinygpt.tracking.sweep import record_failure
 from tinygpt.validation import check
 
 
@@ -43,8 +44,13 @@ def _main(cfg: DictConfig) -> float:
         sys.exit(130)
     except TinyGPTError as e:
         logging.getLogger("tinygpt").error("%s", e)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # the sweep goes on and reports this job as failed
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            # The sweep goes on; its end names this job and exits non-zero (tracking/sweep.py).
+            job = hydra_cfg.job.override_dirname or str(hydra_cfg.job.num)
+            print(f"tinygpt: error in job {job}: {e}", file=sys.stderr)
+            record_failure(hydra_cfg.sweep.dir, hydra_cfg.job.num, f"{job}: {e}")
+            return float("nan")
         print(f"tinygpt: error: {e}", file=sys.stderr)
         sys.exit(2)
 

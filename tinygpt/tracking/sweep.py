@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from tinygpt.tracking.mlflow_run import Store, Tracker
 
 PARENT_ENV = "TINYGPT_MLFLOW_PARENT_RUN_ID"
 PARENT_FILE = "mlflow_parent_run_id"
+# A job that stopped on bad input leaves its one-line reason here (the sweep's end reads them).
+FAILURES_DIR = "failed_jobs"
 log = logging.getLogger("tinygpt")
 
 # Settings that say where and how a job is recorded, not what it computes.
@@ -54,6 +57,7 @@ class MLflowSweepCallback(Callback):
             # Raised from a callback, an exception would reach the user as Hydra's traceback.
             print(f"tinygpt: error: {problem}", file=sys.stderr)
             sys.exit(2)
+        shutil.rmtree(Path(config.hydra.sweep.dir) / FAILURES_DIR, ignore_errors=True)
         tracking = config.tracking
         if not tracking.enabled:
             return
@@ -77,11 +81,21 @@ class MLflowSweepCallback(Callback):
         log.info("MLflow parent run %s for sweep %s", self.tracker.run_id, sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self._close()
+        failed = self._close()
+        stopped = sorted((Path(config.hydra.sweep.dir) / FAILURES_DIR).glob("*.txt"))
+        if stopped:
+            print(
+                f"tinygpt: {len(stopped)} job(s) of the sweep stopped with an error (the "
+                "'tinygpt: error in job' lines above); fix it and retype the sweep command",
+                file=sys.stderr,
+            )
+        if failed or stopped:
+            sys.exit(1)
 
-    def _close(self) -> None:
+    def _close(self) -> bool:
+        """Close the parent run; whether any child failed, was killed or never finished."""
         if self.tracker is None:
-            return
+            return False
         tracker, self.tracker = self.tracker, None
         atexit.unregister(self._close)
         os.environ.pop(PARENT_ENV, None)
@@ -107,6 +121,15 @@ class MLflowSweepCallback(Callback):
             )
         tracker.close("FAILED" if failed or unfinished else "FINISHED")
         print(f"sweep {tracker.run_id}: {tracker.browse_hint(sweep=True)}")
+        return bool(failed or unfinished)
+
+
+def record_failure(sweep_dir: str, job_num: int, message: str) -> None:
+    """A job's error (bad input, divergence), for the sweep's end: the job itself returns
+    instead of raising, so Hydra prints no traceback for what one line says."""
+    where = Path(sweep_dir) / FAILURES_DIR
+    where.mkdir(parents=True, exist_ok=True)
+    (where / f"{job_num}.txt").write_text(message + "\n")
 
 
 def parent_run_id(sweep_dir: str | None) -> str | None:
