@@ -93,7 +93,8 @@ class MLflowSweepCallback(Callback):
             sys.exit(1)
 
     def _close(self) -> bool:
-        """Close the parent run; whether any child failed, was killed or never finished."""
+        """Close the parent run; whether any child FAILED (a paused or interrupted job is KILLED:
+        the sweep is to be continued, not failed)."""
         if self.tracker is None:
             return False
         tracker, self.tracker = self.tracker, None
@@ -121,7 +122,7 @@ class MLflowSweepCallback(Callback):
             )
         tracker.close("FAILED" if failed or unfinished else "FINISHED")
         print(f"sweep {tracker.run_id}: {tracker.browse_hint(sweep=True)}")
-        return bool(failed or unfinished)
+        return any(c.info.status == "FAILED" for c in children)
 
 
 def record_failure(sweep_dir: str, job_num: int, message: str) -> None:
