@@ -50,8 +50,8 @@ def power_law(
     a, b = law.params["A"], -law.params["alpha"]
     summary.update(a=a, b=b, formula=f"{a:.3g}·x^{b:.2f}")
     if law.boot is not None:
-        boot_b = -law.boot[:, 1]
-        summary["b_ci95"] = [float(np.percentile(boot_b, 2.5)), float(np.percentile(boot_b, 97.5))]
+        low, high = law.to_dict()["bootstrap"]["ci95"]["alpha"]
+        summary["b_ci95"] = [-high, -low]
     return law, summary
 
 

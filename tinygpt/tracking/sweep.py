@@ -27,7 +27,7 @@ from tinygpt.tracking.mlflow_run import Store, Tracker
 
 PARENT_ENV = "TINYGPT_MLFLOW_PARENT_RUN_ID"
 PARENT_FILE = "mlflow_parent_run_id"
-# A job that stopped on bad input leaves its one-line reason here (the sweep's end reads them).
+# A job that stopped on a user-fixable error leaves its one line here (the sweep's end reads them).
 FAILURES_DIR = "failed_jobs"
 log = logging.getLogger("tinygpt")
 
