@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tinygpt.analyze import holdout_report
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.grid import along
 from tinygpt.scaling.laws import FitSettings
@@ -61,6 +62,17 @@ def test_holdout_predicts_the_largest_model_of_a_known_law(analysis):
     assert np.all(pts["ci_low"] < pts["predicted"]) and np.all(pts["predicted"] < pts["ci_high"])
     d = check.to_dict()
     assert d["points"][0].keys() >= {"N", "D", "loss", "predicted", "relative_error", "ci95"}
+
+
+def test_each_held_out_point_carries_its_seeds_range(analysis):
+    table = grid()
+    for p in analysis.holdout.to_dict()["points"]:
+        runs = table[(table["N"] == p["N"]) & (table["D"] == p["D"])]["loss"]
+        assert p["seeds"] == 2 and p["seed_range"] == [runs.min(), runs.max()]
+        assert runs.min() < p["loss"] < runs.max()
+    line = holdout_report(analysis.holdout).splitlines()[1]
+    lo, hi = analysis.holdout.points.loc[0, ["loss_min", "loss_max"]]
+    assert f"(seeds {lo:.4f}–{hi:.4f})" in line
 
 
 def test_one_variable_laws_are_read_along_the_grid(analysis):

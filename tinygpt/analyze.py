@@ -144,8 +144,9 @@ def holdout_report(check: Holdout) -> str:
         f"{check.max_abs_relative_error:.2%} (max |relative error|)"
     ]
     for r in check.points.itertuples():
+        seeds = f" (seeds {r.loss_min:.4f}–{r.loss_max:.4f})" if r.seeds > 1 else ""
         lines.append(
-            f"    N = {r.N:,.0f}, D = {r.D:,.0f}: measured {r.loss:.4f}, predicted "
+            f"    N = {r.N:,.0f}, D = {r.D:,.0f}: measured {r.loss:.4f}{seeds}, predicted "
             f"{r.predicted:.4f} [{r.ci_low:.4f}, {r.ci_high:.4f}], error {r.relative_error:+.2%}"
         )
     return "\n".join(lines)

@@ -2,8 +2,10 @@
 
 ``fit.holdout=largest`` holds out every run of the largest model, ``compute_above:<C>`` every run
 that spent more than C FLOPs; the law is refitted on the rest (bootstrap included) and each
-held-out configuration (its seeds averaged) is reported with the measured loss, the prediction,
-the relative error and the prediction's bootstrap 95 % band.
+held-out configuration (its seeds averaged) is reported with the measured loss and its seeds'
+range, the prediction, the relative error and the prediction's bootstrap 95 % band. The seeds'
+range says how much of an error the measurement itself could carry: a 2 % error where two seeds
+differ by 3 % is not the law's alone.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class Holdout:
                     "C": float(r.C),
                     "loss": float(r.loss),
                     "seeds": int(r.seeds),
+                    "seed_range": [float(r.loss_min), float(r.loss_max)],
                     "predicted": float(r.predicted),
                     "relative_error": float(r.relative_error),
                     "ci95": [float(r.ci_low), float(r.ci_high)],
@@ -95,7 +98,13 @@ def check(
     law = fit_law(train, variables, dataclasses.replace(settings, l1=False))
     points = (
         test.groupby(["N", "D"], as_index=False)
-        .agg(C=("C", "mean"), loss=("loss", "mean"), seeds=("seed", "nunique"))
+        .agg(
+            C=("C", "mean"),
+            loss=("loss", "mean"),
+            loss_min=("loss", "min"),
+            loss_max=("loss", "max"),
+            seeds=("seed", "nunique"),
+        )
         .sort_values(["N", "D"])
         .reset_index(drop=True)
     )
