@@ -180,7 +180,7 @@ def adaptation_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
     """Seal runs: the improvement per setting and its power-law fits."""
     from tinygpt.scaling import adaptation
 
-    settings = {k: v for k, v in cfg.fit.items() if k not in ("metric", "holdout")}
+    settings = {k: v for k, v in cfg.fit.items() if k not in ("metric", "holdout", "curves")}
     paths, report = adaptation.write(table, out, FitSettings(**{**settings, "l1": False}))
     print(f"{len(table)} seal runs from {table.attrs.get('source')}")
     for name, law in report["fits"].items():
@@ -198,7 +198,7 @@ def scaling_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
     from tinygpt.scaling.report import analyze, write
 
     table = with_metric(table, cfg.fit.metric.value)
-    settings = {k: v for k, v in cfg.fit.items() if k != "metric"}
+    settings = {k: v for k, v in cfg.fit.items() if k not in ("metric", "curves")}
     # The grid's far starts overflow by design; the fitter keeps only finite objectives.
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -230,8 +230,54 @@ def scaling_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
     print(f"plots, points.csv and fit.json in {out}")
 
 
+def curves_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
+    """Loss curves under different LR schedules: whole-curve laws fitted on some, the rest
+    predicted (tinygpt.scaling.curves)."""
+    from tinygpt.config import CurveFitConfig
+    from tinygpt.scaling import curve_report
+    from tinygpt.scaling.curve_sources import to_curves
+
+    settings = CurveFitConfig(**OmegaConf.to_container(cfg.fit.curves, resolve=True))
+    curves = to_curves(table)
+    report, fitted = curve_report.analyze_curves(curves, settings, table.attrs.get("run_ids"))
+    paths = curve_report.write(report, fitted, curves, out, plots=cfg.plots)
+    print(f"{len(curves)} loss curves from {table.attrs.get('source')}")
+    print(curve_report.text(report))
+    if cfg.log_to_mlflow and table.attrs.get("sweep_run_id"):
+        _log_curves_to_mlflow(cfg, table, report, paths)
+    print(f"{', '.join(p.name for p in paths)} in {out}")
+
+
+def _log_curves_to_mlflow(cfg: DictConfig, table: pd.DataFrame, report: dict, paths) -> None:
+    from tinygpt.tracking.mlflow_run import Store, Tracker, flatten
+
+    store = Store.connect(cfg.source.uri, cfg.source.experiment, setting="source.uri")
+    name = f"curves of {table.attrs.get('source_name')}"[:250]
+    tracker = Tracker.start(
+        store, name, {"kind": "analysis"}, parent_run_id=table.attrs["sweep_run_id"]
+    )
+    try:
+        tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+        metrics = {}
+        for law_name, s in report["laws"].items():
+            for key in ("mean_relative_error", "max_relative_error", "inside_band"):
+                if key in s:
+                    metrics[f"curves.{law_name}.{key}"] = s[key]
+        tracker.log_metrics(metrics, 0)
+        for p in paths:
+            tracker.log_artifact(p)
+    finally:
+        tracker.close("FINISHED")
+    print(f"MLflow run {tracker.run_id}: {tracker.browse_hint()}")
+
+
 # The source labels its table with the study it holds (``table.attrs["kind"]``).
-VIEWS = {"scaling": scaling_view, "lr_transfer": lr_transfer_view, "adaptation": adaptation_view}
+VIEWS = {
+    "scaling": scaling_view,
+    "lr_transfer": lr_transfer_view,
+    "adaptation": adaptation_view,
+    "curves": curves_view,
+}
 
 
 def run(cfg: DictConfig, out: Path) -> None:

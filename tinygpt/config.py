@@ -395,6 +395,14 @@ class CsvSourceConfig:
     drop_highest: int = 0
 
 
+@dataclass
+class CurvesSourceConfig:
+    """A directory of loss curves, one CSV per run (columns step, lr, loss; the stem names it)."""
+
+    _target_: str = "tinygpt.scaling.curve_sources.from_csvs"
+    path: str = MISSING
+
+
 class Metric(str, Enum):
     val_loss = "val_loss"  # nats per token: the tokenizer's own units
     val_bpb = "val_bpb"  # bits per byte: comparable across tokenizers
@@ -415,9 +423,29 @@ class FitSettings:
 
 
 @dataclass
+class CurveFitConfig:
+    """Whole-curve laws (``tinygpt.scaling.curves``): which runs are fitted, the rest predicted."""
+
+    # Run names (a CSV's stem; a sweep job's override value, e.g. constant for curve=constant)
+    # or MLflow run ids to fit; every other run is predicted. Required for the curves view.
+    fit_on: list[str] = field(default_factory=list)
+    # mpl: the multi-power law (Luo et al. 2025); tissue: Tissue et al. (2024).
+    laws: list[str] = field(default_factory=lambda: ["mpl", "tissue"])
+    # adamw: the MultiPowerLaw repository's recipe (grid start, then <= 200 AdamW steps);
+    # lbfgs: the Huber objective's optimum from the same start.
+    optimizer: str = "adamw"
+    # Moving-block bootstrap refits for the bands (0: no bands) and the block's length in points.
+    bootstrap: int = 10
+    block: int = 10
+    # Points at or before this step are neither fitted nor scored (those in the warmup never are).
+    from_step: int = 0
+
+
+@dataclass
 class FitConfig(FitSettings):
     # What the laws are fitted to: the final validation loss, or its bits per byte.
     metric: Metric = Metric.val_loss
+    curves: CurveFitConfig = field(default_factory=CurveFitConfig)
 
 
 @dataclass
@@ -506,3 +534,4 @@ def register_configs() -> None:
     cs.store(name="base_eval", node=EvalConfig)
     cs.store(group="source", name="base_mlflow", node=MlflowSourceConfig)
     cs.store(group="source", name="base_csv", node=CsvSourceConfig)
+    cs.store(group="source", name="base_curves", node=CurvesSourceConfig)
