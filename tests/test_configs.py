@@ -2,6 +2,7 @@
 its sweep (lightning-hydra-template's tests/test_configs.py, for our groups)."""
 
 import inspect
+import itertools
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ GROUPS = [
     "seal",
     "seal/policy",
     "job",
+    "curve",
 ]
 # Groups that exist only under an option of their parent group.
 NEEDS = {"seal/policy": ["seal=lora"]}
@@ -67,7 +69,7 @@ def test_every_option_composes_and_builds_what_it_names(group, option):
     elif group == "optimizer":
         opt = build_optimizer(torch.nn.Linear(4, 4), cfg.optimizer)
         assert isinstance(opt, get_class(cfg.optimizer.impl._target_))
-    elif group == "optimizer/schedule":
+    elif group in ("optimizer/schedule", "curve"):  # a curve is a schedule (and a length)
         assert instantiate(cfg.optimizer.schedule).factor(0, 100) > 0
     elif group == "hardware":
         try:
@@ -111,12 +113,14 @@ def test_every_analysis_source_binds(source):
 def test_every_job_of_every_experiment_is_valid(experiment):
     cfg = composed(f"experiment={experiment}")
     sweep = {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
-    for model in sweep.get("model", [None]):
-        job_cfg = composed(f"experiment={experiment}", *([f"model={model}"] if model else []))
+    # The swept options of config groups: each job composes its own defaults.
+    groups = [[f"{g}={o}" for o in sweep[g]] for g in ("model", "curve") if g in sweep]
+    for job_overrides in itertools.product(*groups):
+        job_cfg = composed(f"experiment={experiment}", *job_overrides)
         with open_dict(job_cfg):
             del job_cfg["hydra"]
         if job_cfg.isoflop.budgets:
-            assert compute.apply(job_cfg), model
+            assert compute.apply(job_cfg), job_overrides
         validation.check(job_cfg)
         job.validate(job_cfg)
 

@@ -186,6 +186,13 @@ class WSDScheduleConfig(ScheduleConfig):
     min_lr_ratio: float = 0.0
 
 
+@dataclass
+class TwoStageScheduleConfig(ScheduleConfig):
+    _target_: str = "tinygpt.train.schedules.TwoStage"
+    drop_fraction: float = 0.5  # where the LR drops, as a share of the run
+    ratio: float = 0.3  # the LR after the drop, as a fraction of the peak
+
+
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -502,6 +509,7 @@ OPTION_SCHEMAS: dict[str, dict[str, type]] = {
         "linear": LinearScheduleConfig,
         "constant": ConstantScheduleConfig,
         "wsd": WSDScheduleConfig,
+        "two_stage": TwoStageScheduleConfig,
     },
     "data/tokenizer": {
         "char": CharTokenizerConfig,

@@ -104,7 +104,9 @@ def analyze_curves(
         if predicted:
             summary |= {
                 "predicted_runs": len(predicted),
-                "mean_relative_error": float(np.mean([r["mean_relative_error"] for r in predicted])),
+                "mean_relative_error": float(
+                    np.mean([r["mean_relative_error"] for r in predicted])
+                ),
                 "max_relative_error": float(max(r["max_relative_error"] for r in predicted)),
                 # The MultiPowerLaw repository's "WorstE": each run's max, averaged over runs.
                 "mean_max_relative_error": float(
@@ -155,8 +157,9 @@ def text(report: dict[str, Any]) -> str:
                 else ""
             )
             lines.append(
-                f"    over {s['predicted_runs']} predicted runs: mean {s['mean_relative_error']:.3%}"
-                f", max {s['max_relative_error']:.3%} (each run's max averaged: "
+                f"    over {s['predicted_runs']} predicted runs: "
+                f"mean {s['mean_relative_error']:.3%}, max {s['max_relative_error']:.3%} "
+                "(each run's max averaged: "
                 f"{s['mean_max_relative_error']:.3%}){band}"
             )
     return "\n".join(lines)

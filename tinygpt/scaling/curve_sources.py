@@ -108,3 +108,81 @@ def to_curves(table: pd.DataFrame) -> list[Curve]:
             )
         )
     return curves
+
+
+def _value(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def schedule_lr(params: dict[str, str], total_steps: int) -> np.ndarray:
+    """A run's LR at every update, rebuilt from the schedule config it logged: index t is the
+    t-th update's LR (the trainer's LambdaLR gives update t the factor of step t − 1)."""
+    from hydra.utils import instantiate
+
+    prefix = "optimizer.schedule."
+    node = {k.removeprefix(prefix): _value(v) for k, v in params.items() if k.startswith(prefix)}
+    if "_target_" not in node:
+        raise TinyGPTError(
+            "a run logged no optimizer.schedule params: its LR cannot be rebuilt for the curves "
+            "view (runs from before schedules were a config group)"
+        )
+    schedule = instantiate(node)
+    peak = float(params["optimizer.lr"])
+    lr = np.zeros(total_steps + 1)
+    lr[1:] = [peak * schedule.factor(k, total_steps) for k in range(total_steps)]
+    return lr
+
+
+def _short_names(names: list[str]) -> list[str]:
+    """Sweep job names (Hydra's override_dirname, ``k=v,k=v``) cut to the values that vary."""
+    parsed = [dict(part.partition("=")[::2] for part in n.split(",")) for n in names]
+    keys = [k for k in parsed[0] if len({p.get(k) for p in parsed}) > 1]
+    if len(names) < 2 or not keys or any(set(p) != set(parsed[0]) for p in parsed):
+        return names
+    return [",".join(p[k] for k in keys) for p in parsed]
+
+
+def from_mlflow_runs(store, runs: list, n_metric: str) -> pd.DataFrame:
+    """The long table of ``runs``' validation curves, their LR rebuilt from their config.
+
+    A sweep job is named by the values of the overrides that differ between the jobs
+    (``curve=wsd_sqrt,experiment=schedules`` -> ``wsd_sqrt``).
+    """
+    from tinygpt.tracking.mlflow_run import with_retry
+
+    frames, ids = [], {}
+    names = _short_names([r.info.run_name or r.info.run_id for r in runs])
+    for r, name in zip(runs, names, strict=True):
+        p, m = r.data.params, r.data.metrics
+        total = int(m["total_steps"])
+        lr = schedule_lr(p, total)
+        history = with_retry(lambda r=r: store.client.get_metric_history(r.info.run_id, "val_loss"))
+        loss = np.full(total + 1, np.nan)
+        for h in history:
+            if 0 <= h.step <= total:
+                loss[h.step] = h.value
+        ids[name] = r.info.run_id
+        frames.append(
+            pd.DataFrame(
+                {
+                    "run": name,
+                    "step": np.arange(total + 1),
+                    "lr": lr,
+                    "loss": loss,
+                    "N": m.get(n_metric, np.nan),
+                }
+            )
+        )
+    table = pd.concat(frames, ignore_index=True)
+    if table["run"].duplicated().any() and len(ids) < len(runs):
+        raise TinyGPTError(
+            "two runs share a name: the curves view names runs by their sweep overrides; "
+            "give each a tracking.run_name"
+        )
+    table.attrs.update(kind="curves", run_ids=ids)
+    return table

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,14 +138,14 @@ class Form:
         raise NotImplementedError
 
 
-def _power_start(curves: list[Curve]) -> tuple[float, float, float, np.ndarray]:
+def _power_start(curves: list[Curve]) -> tuple[float, float, np.ndarray]:
     """The MultiPowerLaw repository's initialisation: a line through log(L − min L + 0.01)
     against log S1 gives A and α; L0 near the lowest loss."""
     lo = min(c.loss.min() for c in curves)
     xs = np.concatenate([np.log(np.cumsum(c.lr)[c.steps]) for c in curves])
     ys = np.concatenate([np.log(c.loss - lo + 0.01) for c in curves])
     slope, intercept = np.polyfit(xs, ys, 1)
-    return lo, float(np.exp(intercept)), float(-slope), np.linspace(lo - 0.2, lo + 0.2, 5)
+    return float(np.exp(intercept)), float(-slope), np.linspace(lo - 0.2, lo + 0.2, 5)
 
 
 class MultiPower(Form):
@@ -166,7 +167,7 @@ class MultiPower(Form):
     def starts(self, curves: list[Curve]) -> list[np.ndarray]:
         """The repository's two stages: a grid of 135 starts for the 4-parameter proxy
         L0 + A·S1^−α − B·(η_peak − η_t), its best kept; then C = 1, β = γ = 0.5."""
-        lo, A0, alpha0, L0s = _power_start(curves)
+        A0, alpha0, L0s = _power_start(curves)
         peak = max(c.lr.max() for c in curves)
         s1 = [np.cumsum(c.lr)[c.steps] for c in curves]
         drop = [peak - c.lr[c.steps] for c in curves]
@@ -192,10 +193,12 @@ class MultiPower(Form):
             np.linspace(100, 1000, 3),
         )
         best, best_fun = None, np.inf
-        for p0 in grid:
-            res = minimize(proxy, p0, method="L-BFGS-B", bounds=[(1e-6, None)] * 4)
-            if res.fun < best_fun:
-                best, best_fun = res.x, res.fun
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # far starts overflow by design
+            for p0 in grid:
+                res = minimize(proxy, p0, method="L-BFGS-B", bounds=[(1e-6, None)] * 4)
+                if res.fun < best_fun:
+                    best, best_fun = res.x, res.fun
         L0, A, alpha, B = np.maximum(best, 1e-6)
         return [np.array([L0, A, alpha, B, 1.0, 0.5, 0.5])]
 
@@ -234,7 +237,7 @@ class Tissue(Form):
         return L0 + A * S1.pow(-alpha) - C * S2
 
     def starts(self, curves: list[Curve]) -> list[np.ndarray]:
-        lo, A0, alpha0, L0s = _power_start(curves)
+        A0, alpha0, L0s = _power_start(curves)
         return [np.array([L0, A0, max(alpha0, 0.05), C]) for L0 in L0s for C in (1.0, 100.0)]
 
     def formula(self, p: dict[str, float]) -> str:
@@ -423,9 +426,7 @@ def fit_curves(
         form, best[0], best[3], best[1], [c.name for c in curves], optimizer, best[2],
         time.perf_counter() - t0,
     )  # fmt: skip
-    fitted.residuals = np.concatenate(
-        [np.log(c.loss) - np.log(fitted.predict(c)) for c in curves]
-    )
+    fitted.residuals = np.concatenate([np.log(c.loss) - np.log(fitted.predict(c)) for c in curves])
     if bootstrap > 0:
         t1 = time.perf_counter()
         fitted.boot = _block_bootstrap(fitted, curves, solver, best[4], bootstrap, seed, block)

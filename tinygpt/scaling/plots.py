@@ -349,9 +349,7 @@ def draw_all(analysis: Analysis, out: Path) -> list[Path]:
     return paths + [p for p in extra if p is not None]
 
 
-def curves_figure(
-    curves: list, fitted: dict, fit_on: set[str], law_name: str, path: Path
-) -> Path:
+def curves_figure(curves: list, fitted: dict, fit_on: set[str], law_name: str, path: Path) -> Path:
     """Whole-curve law ``law_name``: per model size, the measured curves (solid; thick where
     fitted), the law's predictions (dashed) with their 95 % band, and the LR schedules beneath."""
     sizes = list(fitted)
@@ -367,7 +365,7 @@ def curves_figure(
     for col, size in enumerate(sizes):
         law = fitted[size]
         top, bottom = axes[0, col], axes[1, col]
-        group = [c for c in curves if c.N == size]
+        group = [c for c in curves if size == c.N]
         shown = []
         for i, c in enumerate(group):
             color = palette[i % 10]
@@ -390,7 +388,7 @@ def curves_figure(
             bottom.plot(np.arange(len(c.lr)), c.lr, color=color, lw=1.2)
         values = np.concatenate(shown)
         # The first points after the warmup sit far above the rest: leave them off the scale.
-        lo, hi = values.min(), np.quantile(values, 0.97)
+        lo, hi = values.min(), np.quantile(values, 0.9)
         top.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
         size_text = "" if size is None else f", N = {size:,.0f}"
         top.set_title(

@@ -104,6 +104,14 @@ def from_mlflow(
             }
         )
     table = _keep_varying_settings(pd.DataFrame(rows))
+    if not adaptation and kind_of(table) == "curves":
+        from tinygpt.scaling.curve_sources import from_mlflow_runs
+
+        curves = from_mlflow_runs(
+            store, [r for r in done if r.data.tags.get("kind") != "branch"], metrics["N"]
+        )
+        curves.attrs.update(sweep_run_id=parent_id, source=where, source_name=name)
+        return curves
     if not adaptation:
         table.attrs["curves"] = _curves(
             store, [r for r in done if r.data.tags.get("kind") != "branch"], metrics["N"]
@@ -117,8 +125,11 @@ def from_mlflow(
 
 
 def kind_of(table: pd.DataFrame) -> str:
-    """Which analysis a pre-training table is for: an LR sweep (≥ 3 learning rates) is read as
-    an LR-transfer study, anything else as a scaling study."""
+    """Which analysis a pre-training table is for: runs that differ in their LR schedule are
+    read as loss curves (the whole-curve laws), an LR sweep (≥ 3 learning rates) as an
+    LR-transfer study, anything else as a scaling study."""
+    if any(c.startswith("optimizer.schedule.") for c in table.columns):
+        return "curves"
     lr = "optimizer.lr"
     return "lr_transfer" if lr in table and table[lr].nunique() >= 3 else "scaling"
 

@@ -135,3 +135,23 @@ class WSD(Schedule):
         else:
             down = 1 - math.sqrt(t)
         return self.min_lr_ratio + (1 - self.min_lr_ratio) * down
+
+
+@dataclass(frozen=True)
+class TwoStage(Schedule):
+    """Warmup, the peak LR, then at once ``ratio`` × the peak from ``drop_fraction`` of the run
+    to its end: the two-stage schedules (``wsdcon``) the multi-power law was tested on."""
+
+    drop_fraction: float = 0.5
+    ratio: float = 0.3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check("drop_fraction", self.drop_fraction, 0.0, 1.0)
+        _check("ratio", self.ratio, 0.0, 1.0)
+
+    def decay_start(self, total: int) -> int:
+        return max(self.warmup_steps, round(self.drop_fraction * total))
+
+    def after_warmup(self, step: int, total: int) -> float:
+        return 1.0 if step < self.decay_start(total) else self.ratio
