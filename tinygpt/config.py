@@ -388,6 +388,9 @@ class MlflowSourceConfig:
     # An MLflow filter string over the experiment's runs, instead of a sweep.
     filter: str | None = None
     parameters: ParameterCount = ParameterCount.non_embedding
+    # auto: the kind of study from what varies (schedules -> loss curves, >= 3 LRs -> LR
+    # transfer, else scaling); curves: every run as a loss curve (one size, one schedule too).
+    view: str = "auto"
 
 
 CSV_COLUMNS = {"N": "N", "D": "D", "C": "C", "loss": "loss", "seed": None, "group": None}

@@ -94,7 +94,7 @@ def per_step_lr(step: np.ndarray, lr: np.ndarray) -> np.ndarray:
 def to_curves(table: pd.DataFrame) -> list[Curve]:
     """The long table as one ``Curve`` per run, in the table's order."""
     curves = []
-    for name, rows in table.groupby("run", sort=False):
+    for name, rows in table.groupby("run"):  # by name: the same order from every source
         rows = rows.sort_values("step")
         has = rows["loss"].notna().to_numpy()
         n = rows["N"].dropna()
@@ -151,21 +151,39 @@ def from_mlflow_runs(store, runs: list, n_metric: str) -> pd.DataFrame:
     """The long table of ``runs``' validation curves, their LR rebuilt from their config.
 
     A sweep job is named by the values of the overrides that differ between the jobs
-    (``curve=wsd_sqrt,experiment=schedules`` -> ``wsd_sqrt``).
+    (``curve=wsd_sqrt,experiment=schedules`` -> ``wsd_sqrt``). A cooldown branch (a WSD job's
+    smaller ``training.budgets``) is a curve of one point, its final loss, named
+    ``<job>@<budget tokens>``: predicting it from its trunk's curve is the check that a law can
+    stand in for the branch.
     """
     from tinygpt.tracking.mlflow_run import with_retry
 
+    jobs = [r for r in runs if r.data.tags.get("kind") != "branch"]
+    names = dict(
+        zip(
+            (r.info.run_id for r in jobs),
+            _short_names([r.info.run_name or r.info.run_id for r in jobs]),
+            strict=True,
+        )
+    )
     frames, ids = [], {}
-    names = _short_names([r.info.run_name or r.info.run_id for r in runs])
-    for r, name in zip(runs, names, strict=True):
+    for r in runs:
         p, m = r.data.params, r.data.metrics
         total = int(m["total_steps"])
         lr = schedule_lr(p, total)
-        history = with_retry(lambda r=r: store.client.get_metric_history(r.info.run_id, "val_loss"))
         loss = np.full(total + 1, np.nan)
-        for h in history:
-            if 0 <= h.step <= total:
-                loss[h.step] = h.value
+        if r.data.tags.get("kind") == "branch":
+            parent = r.data.tags.get("mlflow.parentRunId", "")
+            name = f"{names.get(parent, parent)}@{r.data.tags.get('budget_tokens')}"
+            loss[total] = m["final_val_loss"]
+        else:
+            name = names[r.info.run_id]
+            history = with_retry(
+                lambda r=r: store.client.get_metric_history(r.info.run_id, "val_loss")
+            )
+            for h in history:
+                if 0 <= h.step <= total:
+                    loss[h.step] = h.value
         ids[name] = r.info.run_id
         frames.append(
             pd.DataFrame(
@@ -178,11 +196,11 @@ def from_mlflow_runs(store, runs: list, n_metric: str) -> pd.DataFrame:
                 }
             )
         )
-    table = pd.concat(frames, ignore_index=True)
-    if table["run"].duplicated().any() and len(ids) < len(runs):
+    if len(ids) < len(runs):
         raise TinyGPTError(
             "two runs share a name: the curves view names runs by their sweep overrides; "
             "give each a tracking.run_name"
         )
+    table = pd.concat(frames, ignore_index=True)
     table.attrs.update(kind="curves", run_ids=ids)
     return table

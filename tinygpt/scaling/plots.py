@@ -371,6 +371,17 @@ def curves_figure(curves: list, fitted: dict, fit_on: set[str], law_name: str, p
             color = palette[i % 10]
             kept = c.after(0)
             fitted_run = c.name in fit_on
+            pred = law.predict(kept)
+            if len(kept.steps) == 1:  # a cooldown branch: its final loss alone
+                band = law.band(kept)
+                if band is not None:
+                    top.vlines(kept.steps, *band, color=color, lw=3, alpha=0.4)
+                top.scatter(kept.steps, kept.loss, color=color, marker="o", s=36, zorder=4,
+                            label=f"{c.name} (measured o, predicted x)")  # fmt: skip
+                top.scatter(kept.steps, pred, color=color, marker="x", s=50, zorder=4)
+                bottom.plot(np.arange(len(c.lr)), c.lr, ":", color=color, lw=1.0)
+                shown.append(kept.loss)
+                continue
             top.plot(
                 kept.steps,
                 kept.loss,
@@ -379,8 +390,7 @@ def curves_figure(curves: list, fitted: dict, fit_on: set[str], law_name: str, p
                 lw=2.4 if fitted_run else 1.0,
                 label=f"{c.name} (fitted)" if fitted_run else c.name,
             )
-            pred = law.predict(kept)
-            top.plot(kept.steps, pred, "--", color="black" if fitted_run else color, lw=1.0)
+            top.plot(kept.steps, pred, "--", color=color, lw=1.0)
             band = None if fitted_run else law.band(kept)
             if band is not None:
                 top.fill_between(kept.steps, *band, color=color, alpha=0.15, lw=0)

@@ -29,12 +29,16 @@ def from_mlflow(
     sweep: str | None = None,
     filter: str | None = None,
     parameters: str = "non_embedding",
+    view: str = "auto",
 ) -> pd.DataFrame:
     """Runs of a sweep (parent run id or name; default: the latest sweep) or an MLflow filter.
 
     ``parameters``: N without the embeddings (``non_embedding``, Kaplan's count) or with them
-    (``total``, Chinchilla's).
+    (``total``, Chinchilla's). ``view``: ``auto`` reads the kind of study from what varies
+    (``kind_of``); ``curves`` reads the runs as loss curves whatever varies.
     """
+    if view not in VIEWS:
+        raise TinyGPTError(f"source.view={view!r}: choose one of {', '.join(VIEWS)}")
     count = getattr(parameters, "value", parameters)
     metrics = {**SCALING_METRICS, "N": PARAMETER_METRICS[count]}
     store = Store.connect(uri, experiment, setting="source.uri")
@@ -104,12 +108,10 @@ def from_mlflow(
             }
         )
     table = _keep_varying_settings(pd.DataFrame(rows))
-    if not adaptation and kind_of(table) == "curves":
+    if not adaptation and (view == "curves" or (view == "auto" and kind_of(table) == "curves")):
         from tinygpt.scaling.curve_sources import from_mlflow_runs
 
-        curves = from_mlflow_runs(
-            store, [r for r in done if r.data.tags.get("kind") != "branch"], metrics["N"]
-        )
+        curves = from_mlflow_runs(store, done, metrics["N"])
         curves.attrs.update(sweep_run_id=parent_id, source=where, source_name=name)
         return curves
     if not adaptation:
@@ -122,6 +124,9 @@ def from_mlflow(
     table.attrs["source_name"] = name  # the sweep's run name: "sweep 2026-12-01/10-00-00"
     table.attrs["kind"] = "adaptation" if adaptation else kind_of(table)
     return table
+
+
+VIEWS = ("auto", "curves")
 
 
 def kind_of(table: pd.DataFrame) -> str:
