@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from tinygpt import distributed
 from tinygpt.config import register_configs
 from tinygpt.errors import TinyGPTError, instantiate
 from tinygpt.tracking.sweep import record_failure
@@ -62,6 +63,12 @@ def main() -> None:
     flags = [a for a in args if a in ("-m", "--multirun")]
     if flags:
         sys.argv[1:] = [flags[0], *(a for a in args if a not in ("-m", "--multirun"))]
+    world = distributed.from_env()
+    if world.enabled:
+        # Launched by torchrun: join the group before Hydra composes, so that every rank
+        # resolves ${now:} to rank 0's clock and all write one run directory.
+        distributed.init(world)
+        distributed.agree_on_now()
     _main()
 
 

@@ -227,6 +227,11 @@ class HardwareConfig:
     threads: int | None = None  # intra-op CPU threads; None = torch's default (all cores)
     # SDPA kernel; the math one runs where the chosen one cannot (cuDNN on CPU, some shapes).
     attention: Attention = Attention.auto
+    # One model on many processes (README, "Many devices"): processes per node, nodes, and how
+    # they share the model - auto (DDP when there are several), ddp, or fsdp (FSDP2, sharded).
+    devices: int = 1
+    nodes: int = 1
+    strategy: str = "auto"
 
 
 @dataclass

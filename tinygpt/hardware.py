@@ -83,7 +83,8 @@ def _mps_available() -> bool:
     return hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
 
 
-def resolve(cfg: DictConfig) -> Runtime:
+def resolve(cfg: DictConfig, local_rank: int = 0) -> Runtime:
+    """The device, precision and compile settings; ``local_rank`` picks this rank's GPU."""
     device = Device(cfg.device)
     if device is Device.auto:
         device = (
@@ -117,8 +118,12 @@ def resolve(cfg: DictConfig) -> Runtime:
         torch.backends.cudnn.allow_tf32 = cfg.tf32
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    where = torch.device(device.value)
+    if device is Device.cuda and local_rank:
+        where = torch.device("cuda", local_rank)
+        torch.cuda.set_device(where)
     return Runtime(
-        device=torch.device(device.value),
+        device=where,
         autocast_dtype=torch.bfloat16 if precision is Precision.bf16 else None,
         compile=cfg.compile,
         compile_mode=cfg.compile_mode,

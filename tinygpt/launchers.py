@@ -13,8 +13,38 @@ import subprocess
 from omegaconf import DictConfig
 
 
+def world_problem(config: DictConfig) -> str | None:
+    """A sweep whose jobs span several processes: one shape for all, and a launcher of tasks."""
+    swept = [
+        o.partition("=")[0]
+        for o in config.hydra.overrides.task
+        if o.partition("=")[0].lstrip("+~") in ("hardware.devices", "hardware.nodes")
+        and "," in o.partition("=")[2]
+    ]
+    params = config.hydra.sweeper.get("params") or {}
+    swept += [k for k in params if k in ("hardware.devices", "hardware.nodes")]
+    if swept:
+        return (
+            f"a sweep over {swept[0]}: one SLURM array has one resource shape, so every job of "
+            "a sweep runs on the same number of processes; sweep it in separate commands"
+        )
+    hardware = config.hardware
+    if hardware.devices * hardware.nodes > 1 and "submitit" not in str(
+        config.hydra.launcher.get("_target_", "")
+    ):
+        return (
+            f"hardware.devices={hardware.devices} x hardware.nodes={hardware.nodes} in a sweep "
+            "runs each job's ranks as SLURM tasks: use hydra/launcher=slurm_cpu or slurm_gpu "
+            "(or run single jobs with torchrun / tinygpt hardware.devices=N)"
+        )
+    return None
+
+
 def launcher_problem(config: DictConfig) -> str | None:
     """What the launcher asks for that the job's hardware or the cluster cannot give."""
+    problem = world_problem(config)
+    if problem:
+        return problem
     launcher = config.hydra.launcher
     target = str(launcher.get("_target_", ""))
     if "submitit" not in target:

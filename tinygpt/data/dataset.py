@@ -193,13 +193,20 @@ class DeviceBatches:
     per buffer keeps the host from overwriting a buffer whose copy has not run yet.
     """
 
-    def __init__(self, sampler: BatchSampler, device: Any) -> None:
+    def __init__(
+        self, sampler: BatchSampler, device: Any, rank: int = 0, world_size: int = 1
+    ) -> None:
         import torch
 
         self.sampler, self.device = sampler, device
+        # Every rank draws the batch one process would draw and keeps its own contiguous share,
+        # so the ranks' windows are disjoint, together the single run's, and a run resumes at
+        # any world size (the sampler's state is the same on every rank).
+        share = sampler.batch_size // world_size
+        self.part = slice(rank * share, (rank + 1) * share)
         self.cuda = device.type == "cuda"
         if self.cuda:
-            shape = (sampler.batch_size, sampler.context + 1)
+            shape = (share, sampler.context + 1)
             self._host = [torch.empty(shape, dtype=torch.int64).pin_memory() for _ in range(RING)]
             self._done = [torch.cuda.Event() for _ in range(RING)]
             self._i = 0
@@ -207,7 +214,7 @@ class DeviceBatches:
     def next(self) -> Any:
         import torch
 
-        windows = self.sampler.windows(self.sampler.batch_size)
+        windows = self.sampler.windows(self.sampler.batch_size)[self.part]
         if not self.cuda:
             return torch.from_numpy(windows)
         i, self._i = self._i, (self._i + 1) % RING

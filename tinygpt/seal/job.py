@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from tinygpt import hardware
+from tinygpt.errors import TinyGPTError
 from tinygpt.seal.adapt import adapt
 from tinygpt.tracking.job_run import open_job_run, output_dir
 from tinygpt.tracking.mlflow_run import flatten
@@ -17,6 +18,11 @@ log = logging.getLogger("tinygpt")
 
 def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
     """Adapt the base model to the target passages; return the mean improvement (reward)."""
+    if cfg.hardware.devices * cfg.hardware.nodes > 1:
+        raise TinyGPTError(
+            "seal=lora (adaptation) runs on one process: drop hardware.devices / hardware.nodes "
+            "(its inner loops are many small LoRA fits, not one model to spread)"
+        )
     out = out_dir or output_dir()
     out.mkdir(parents=True, exist_ok=True)
     runtime = hardware.resolve(cfg.hardware)

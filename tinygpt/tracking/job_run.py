@@ -55,15 +55,23 @@ class JobRun:
     tracker: Tracker
     resume: dict[str, Any] | None = None
     skipped: Skipped | None = None
+    # Where ``resume`` was read from, for the other ranks of a job to read it too.
+    resume_path: str | None = None
 
 
 def open_job_run(
-    cfg: DictConfig, out: Path, device: torch.device, ckpt: dict[str, Any] | None
+    cfg: DictConfig,
+    out: Path,
+    device: torch.device,
+    ckpt: dict[str, Any] | None,
+    ckpt_path: Path | None = None,
 ) -> JobRun:
-    """Open the job's MLflow run; ``ckpt`` is a checkpoint already found in ``out``."""
+    """Open the job's MLflow run; ``ckpt`` is a checkpoint already found in ``out`` (at
+    ``ckpt_path``)."""
     tracking = cfg.tracking
+    where_from = str(ckpt_path) if ckpt_path else None
     if not tracking.enabled:
-        return JobRun(Tracker.disabled(), ckpt)
+        return JobRun(Tracker.disabled(), ckpt, resume_path=where_from)
     store = Store.connect(tracking.uri, tracking.experiment)
     hydra_cfg = hydra_config()
     multirun = in_multirun()
@@ -88,9 +96,10 @@ def open_job_run(
             if found is not None:
                 log.info("resuming interrupted run %s from %s", previous.info.run_id, found[0])
                 ckpt, run_id = found[1], previous.info.run_id
+                where_from = str(found[0])
                 break
     name = tracking.run_name or (hydra_cfg.job.override_dirname if multirun else None) or out.name
     tags = {**system_tags(device), **slurm_tags(), "config_hash": identity}
     tracker = Tracker.start(store, name, tags, run_id=run_id, parent_run_id=parent)
     tracker.set_tags({"output_dir": str(out)})
-    return JobRun(tracker, ckpt)
+    return JobRun(tracker, ckpt, resume_path=where_from)

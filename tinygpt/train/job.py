@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import signal
 import threading
@@ -14,12 +15,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from tinygpt import hardware
+from tinygpt import distributed, hardware
 from tinygpt.data.dataset import TokenData, prepare
 from tinygpt.data.tokenizers import save_tokenizer
+from tinygpt.errors import TinyGPTError
 from tinygpt.model import GPTConfig, TinyGPT
 from tinygpt.timing import clock
-from tinygpt.tracking.job_run import in_multirun, open_job_run, output_dir
+from tinygpt.tracking.job_run import JobRun, in_multirun, open_job_run, output_dir
 from tinygpt.tracking.mlflow_run import Store, Tracker, flatten, with_retry
 from tinygpt.tracking.sysinfo import slurm_logs
 from tinygpt.train import checkpoint
@@ -31,6 +33,7 @@ from tinygpt.train.loop import (
     Paused,
     Trainer,
     budgets,
+    strategy_of,
 )
 from tinygpt.train.mfu import mfu
 from tinygpt.validation import check as check_config
@@ -193,21 +196,91 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
     # IsoFLOP: this model's token budget(s) from compute budgets (token budget -> C).
     compute = apply_compute_budgets(cfg) if cfg.isoflop.budgets else {}
     validate(cfg)
-    seed_everything(cfg.seed)
-    runtime = hardware.resolve(cfg.hardware)
     out = out_dir or output_dir()
     out.mkdir(parents=True, exist_ok=True)
+    world = distributed.current()
+    if world_size(cfg) > 1 and not world.enabled:
+        hw = cfg.hardware
+        distributed.check_world(
+            world, hw.devices, hw.nodes, hw.strategy, "cpu", cfg.training.batch_size
+        )
+        return start_ranks(cfg, out)  # this process only launches the ranks and waits
+    seed_everything(cfg.seed)
+    runtime = hardware.resolve(cfg.hardware, world.local_rank)
+    distributed.check_world(
+        world,
+        cfg.hardware.devices,
+        cfg.hardware.nodes,
+        cfg.hardware.strategy,
+        runtime.device.type,
+        cfg.training.batch_size,
+    )
+    if world.enabled:
+        distributed.init(world)
+        if not world.main:
+            distributed.rank_log(out, world)
+        log.info(
+            "rank %d of %d (%s), pid %d", world.rank, world.size, cfg.hardware.strategy, os.getpid()
+        )
+    try:
+        return _run(cfg, out, world, runtime, compute)
+    except Exception as e:
+        if world.enabled and not world.main:
+            distributed.record_error(out, world, e)
+        raise
+    finally:
+        if world.enabled:
+            distributed.shutdown()
 
-    found = checkpoint.load_newest(out) if cfg.training.resume else None
+
+def world_size(cfg: DictConfig) -> int:
+    return cfg.hardware.devices * cfg.hardware.nodes
+
+
+def start_ranks(cfg: DictConfig, out: Path) -> float:
+    """``tinygpt hardware.devices=N`` without a launcher: N ranks on this machine, one job."""
+    if cfg.hardware.nodes > 1:
+        raise TinyGPTError(
+            f"hardware.nodes={cfg.hardware.nodes}: ranks on other machines need a launcher on "
+            "each (torchrun --nnodes, or hydra/launcher=slurm_cpu|slurm_gpu)"
+        )
+    if in_multirun():
+        raise TinyGPTError(
+            "a sweep with hardware.devices > 1 runs each job's ranks as SLURM tasks: use "
+            "hydra/launcher=slurm_cpu or slurm_gpu"
+        )
+    log.info("starting %d ranks (torch.distributed.run) into %s", cfg.hardware.devices, out)
+    try:
+        distributed.spawn(cfg.hardware.devices, out, cfg.hardware.threads)
+    except distributed.RanksFailed as e:
+        raise TinyGPTError(f"the job failed on its ranks:\n{e}") from None
+    return float(json.loads((out / "results.json").read_text())["final_val_loss"])
+
+
+def _run(
+    cfg: DictConfig,
+    out: Path,
+    world: distributed.World,
+    runtime: hardware.Runtime,
+    compute: dict[int, float],
+) -> float:
+    found = checkpoint.load_newest(out) if cfg.training.resume and world.main else None
     resume_from, ckpt = found if found else (None, None)
-    if cfg.training.resume and ckpt is None:
+    if cfg.training.resume and ckpt is None and world.main:
         log.info("training.resume=true but no checkpoint in %s: starting from scratch", out)
 
     tracking = cfg.tracking
-    opened = open_job_run(cfg, out, runtime.device, ckpt)
-    if opened.skipped is not None:
-        return opened.skipped.result("final_val_loss")
+    if world.main:
+        opened = open_job_run(cfg, out, runtime.device, ckpt, resume_from)
+    else:
+        opened = JobRun(Tracker.disabled())
+    # Rank 0 decides (skip, resume from which checkpoint); the others follow it.
+    skipped, resume_path = distributed.broadcast((opened.skipped is not None, opened.resume_path))
+    if skipped:
+        return opened.skipped.result("final_val_loss") if opened.skipped else float("nan")
     tracker, ckpt = opened.tracker, opened.resume
+    if ckpt is None and resume_path is not None:
+        ckpt = checkpoint.load(Path(resume_path))
     status, trainer = "FAILED", None
     stops = StopSignals()
     stop_monitor = (
@@ -216,8 +289,12 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         else (lambda: None)
     )
     try:
+        if not world.main:
+            distributed.broadcast(None)  # rank 0 writes the token cache first; then a cache hit
         data = prepare(cfg.data, cfg.model.context)
-        save_tokenizer(data.tokenizer, out / "tokenizer.json")
+        if world.main:
+            save_tokenizer(data.tokenizer, out / "tokenizer.json")
+            distributed.broadcast(None)
         model = build_model(cfg, data.tokenizer.vocab_size).to(runtime.device)
         log.info(
             "model: %s parameters, %s non-embedding; data: %s (cache %s)",
@@ -227,7 +304,7 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
             "hit" if data.cache_hit else "written",
         )
         trainer = Trainer(
-            cfg, model, data, runtime, tracker, out, branch_runs(tracker, cfg, compute)
+            cfg, model, data, runtime, tracker, out, branch_runs(tracker, cfg, compute), world
         )
         stops.trainer = trainer
         if ckpt is not None:
@@ -242,6 +319,8 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
                     "seed": cfg.seed,
                     "corpus_sha256": data.corpus_sha256,
                     "precision": runtime.precision,
+                    "world_size": world.size,
+                    "strategy": strategy_of(cfg.hardware.strategy) if world.enabled else "none",
                 }
             )
             tracker.log_artifact(data.tokenizer_path, "tokenizer")
@@ -249,6 +328,14 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         trainer.fit()
         clock.switch("finish")
         results = results_of(trainer, data, cfg)
+        if trainer.sharded:  # the logged model is whole: gathered from the shards to rank 0
+            full, _ = trainer.full_state()
+            if world.main:
+                model = build_model(cfg, data.tokenizer.vocab_size)
+                model.load_state_dict(full)
+        if not world.main:
+            status = "FINISHED"
+            return results["final_val_loss"]
         (out / "results.json").write_text(json.dumps(results, indent=2))
         scalars = {
             k: v
@@ -286,7 +373,11 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         status = "KILLED"  # before training started: nothing to checkpoint
         raise
     except Exception as e:
-        tracker.set_tags({"error": f"{type(e).__name__}: {e}"[:5000]})
+        error = f"{type(e).__name__}: {e}"
+        if world.enabled and world.main:
+            # Another rank's own error explains this one (often "Connection closed by peer").
+            error = "\n".join([*distributed.errors_of_others(out, world), error])
+        tracker.set_tags({"error": error[:5000]})
         raise
     finally:
         stop_monitor()
@@ -298,4 +389,5 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         tracker.close(status)
         if status == "FINISHED" and tracker.enabled and not in_multirun():
             print(f"MLflow run {tracker.run_id}: {tracker.browse_hint()}")
-        record_timing(out)
+        if world.main:
+            record_timing(out)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from tinygpt import distributed
 from tinygpt.data.dataset import EVAL_SEED, BatchSampler, DeviceBatches, TokenData
 from tinygpt.errors import TinyGPTError
 from tinygpt.hardware import Runtime
@@ -147,8 +148,13 @@ def evaluate(
     each token id spells, bits per byte: the summed loss in bits over the bytes the targets spell
     (tokens of 0 bytes, like end-of-text, left out of both), which compares any two tokenizers."""
     model.eval()
-    loss_sum = torch.zeros((), device=runtime.device)
-    correct = torch.zeros((), device=runtime.device)
+    # Sums, not means: under several ranks each evaluates every world-size-th window and the
+    # sums are added over the ranks (nanochat's loss_eval does the same with nats and bytes).
+    world = dist_world()
+    windows = windows[world.rank :: world.size]
+    batch_size = max(1, batch_size // world.size)
+    loss_sum = torch.zeros((), device=runtime.device, dtype=torch.float64)
+    correct = torch.zeros((), device=runtime.device, dtype=torch.float64)
     nats = torch.zeros((), device=runtime.device, dtype=torch.float64)
     n_bytes = torch.zeros((), device=runtime.device, dtype=torch.float64)
     if token_bytes is not None:
@@ -159,7 +165,7 @@ def evaluate(
         x, y = chunk[:, :-1], chunk[:, 1:]
         with runtime.autocast():
             logits, loss = model(x, y)
-        loss_sum += loss.float() * y.numel()
+        loss_sum += loss.double() * y.numel()
         correct += (logits.argmax(-1) == y).sum()
         n += y.numel()
         if token_bytes is not None:
@@ -170,15 +176,26 @@ def evaluate(
             nats += (per_token * (b > 0)).sum().double()
             n_bytes += b.sum().double()
     model.train()
-    loss = (loss_sum / n).item()
+    sums = torch.stack([loss_sum, correct, nats, n_bytes, torch.tensor(float(n))]).cpu()
+    loss_sum, correct, nats, n_bytes, n = distributed.all_sum(sums).tolist()
+    loss = loss_sum / n
     out = {
         "loss": loss,
         "perplexity": math.exp(min(loss, 50.0)),
-        "accuracy": (correct / n).item(),
+        "accuracy": correct / n,
     }
     if token_bytes is not None:
-        out["bpb"] = (nats / (math.log(2) * n_bytes.clamp(min=1))).item()
+        out["bpb"] = nats / (math.log(2) * max(n_bytes, 1.0))
     return out
+
+
+def dist_world() -> distributed.World:
+    """The process group's world, as the evaluation shards over it."""
+    if not distributed.active():
+        return distributed.World()
+    import torch.distributed as dist
+
+    return distributed.World(dist.get_rank(), 0, dist.get_world_size())
 
 
 def fixed_windows(tokens: np.ndarray, cfg: DictConfig) -> torch.Tensor:
@@ -187,6 +204,44 @@ def fixed_windows(tokens: np.ndarray, cfg: DictConfig) -> torch.Tensor:
 
 
 BranchTracker = Callable[[Budget], Tracker]
+
+
+def strategy_of(strategy: str) -> str:
+    """``auto`` is DDP (with several ranks; nothing with one)."""
+    return "ddp" if strategy == "auto" else strategy
+
+
+def wrap(
+    model: torch.nn.Module, strategy: str, world: distributed.World, device: torch.device
+) -> torch.nn.Module:
+    """The model as the steps run it: DDP's wrapper (which broadcasts rank 0's weights), or
+    sharded in place by FSDP2 (each block, then the root), or itself in one process."""
+    if not world.enabled:
+        return model
+    if strategy_of(strategy) == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        for block in model.blocks:
+            fully_shard(block)
+        fully_shard(model)
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def gradient_sync(wrapped: torch.nn.Module, sync: bool):
+    """A context in which backward averages gradients over the ranks only if ``sync``."""
+    import contextlib
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    if isinstance(wrapped, DistributedDataParallel):
+        return contextlib.nullcontext() if sync else wrapped.no_sync()
+    if hasattr(wrapped, "set_requires_gradient_sync"):  # FSDP2's module
+        wrapped.set_requires_gradient_sync(sync)
+    return contextlib.nullcontext()
 
 
 class Trainer:
@@ -199,8 +254,13 @@ class Trainer:
         tracker: Tracker,
         out_dir: Path,
         branch_tracker: BranchTracker | None = None,
+        world: distributed.World | None = None,
     ) -> None:
         self.cfg, self.model, self.data, self.runtime = cfg, model, data, runtime
+        self.world = world or distributed.World()
+        # The module the steps run through: the model itself, or its DDP wrapper; FSDP2 shards
+        # the model in place (fully_shard), so the model is its own wrapper there.
+        self.wrapped = wrap(model, cfg.hardware.strategy, self.world, runtime.device)
         self.tracker, self.out_dir = tracker, out_dir
         self.budgets = budgets(cfg)
         self.total = total_steps(cfg)
@@ -213,21 +273,43 @@ class Trainer:
         self.sampler = BatchSampler(
             data.splits["train"], cfg.training.batch_size, cfg.model.context, cfg.seed
         )
-        self.batches = DeviceBatches(self.sampler, runtime.device)
+        self.batches = DeviceBatches(self.sampler, runtime.device, self.world.rank, self.world.size)
         self.val_windows = fixed_windows(data.splits["val"], cfg)
         self.token_bytes = torch.from_numpy(data.tokenizer.token_bytes())
         self.state = LoopState()
         self.stop_signal: int | None = None  # set by a signal handler, acted on between steps
-        self.step_fn = runtime.compiled(model) if runtime.compile else model
+        self.step_fn = runtime.compiled(self.wrapped) if runtime.compile else self.wrapped
         self.peak_flops = device_peak(runtime.device, runtime.precision)
         self._compile_checked = not runtime.compile
 
     # -- checkpoints ------------------------------------------------------------------------
+    @property
+    def sharded(self) -> bool:
+        return self.world.enabled and strategy_of(self.cfg.hardware.strategy) == "fsdp"
+
+    def full_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The model's and optimizer's whole state: under FSDP gathered from every rank (all
+        ranks call this; rank 0 gets the full tensors, on CPU)."""
+        if not self.sharded:
+            return self.model.state_dict(), self.optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+            get_optimizer_state_dict,
+        )
+
+        opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return (
+            get_model_state_dict(self.model, options=opts),
+            get_optimizer_state_dict(self.model, self.optimizer, options=opts),
+        )
+
     def payload(self) -> dict[str, Any]:
         s = self.state
+        model_state, optimizer_state = self.full_state()
         return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": model_state,
+            "optimizer": optimizer_state,
             "scheduler": self.scheduler.state_dict(),
             "sampler": self.sampler.state_dict(),
             "step": s.step,
@@ -249,12 +331,27 @@ class Trainer:
         self.tracker.flush()
         path = self.out_dir / name
         with clock.phase("checkpoints"):
-            checkpoint.save(path, self.payload())
+            if self.sharded or self.world.main:  # FSDP: every rank gathers, rank 0 writes
+                payload = self.payload()
+                if self.world.main:
+                    checkpoint.save(path, payload)
         return path
 
     def restore(self, ckpt: dict[str, Any]) -> None:
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        """A checkpoint's state on this rank: whole (it was written whole), sharded under FSDP."""
+        if self.sharded:
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_model_state_dict,
+                set_optimizer_state_dict,
+            )
+
+            opts = StateDictOptions(full_state_dict=True)
+            set_model_state_dict(self.model, ckpt["model"], options=opts)
+            set_optimizer_state_dict(self.model, self.optimizer, ckpt["optimizer"], options=opts)
+        else:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.sampler.load_state_dict(ckpt["sampler"])
         self.state = LoopState(
@@ -318,9 +415,9 @@ class Trainer:
                     tracker.log_metrics({"train_loss": (window / count).item(), "lr": lr}, step)
                     window.zero_()
                     count = 0
-                if self.stop_signal is not None:
+                if self.stopping():
                     status = "KILLED"
-                    raise Interrupted(self.stop_signal)
+                    raise Interrupted(self.stop_signal or signal.SIGTERM)
             val, test = self.evaluate_on(self.val_windows), self.evaluate_on(self.test_windows)
             result = {
                 "budget_tokens": budget.tokens,
@@ -359,6 +456,10 @@ class Trainer:
         )
         return result
 
+    def stopping(self) -> bool:
+        """Whether any rank got a stop signal: one decision, so all stop at the same step."""
+        return distributed.any_rank(self.stop_signal is not None)
+
     # -- the loop ---------------------------------------------------------------------------
     def _forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self._compile_checked:
@@ -376,11 +477,12 @@ class Trainer:
         rt = self.runtime
         accum = self.cfg.optimizer.grad_accum
         loss_sum = None
-        for _ in range(accum):
+        for micro in range(accum):
             batch = self.batches.next()
-            with rt.autocast():
+            # Gradients are averaged over the ranks on the last micro-step only.
+            with gradient_sync(self.wrapped, micro == accum - 1), rt.autocast():
                 _, loss = self._forward(batch[:, :-1], batch[:, 1:])
-            (loss / accum if accum > 1 else loss).backward()
+                (loss / accum if accum > 1 else loss).backward()
             loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
         if self.cfg.optimizer.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optimizer.grad_clip)
@@ -444,7 +546,9 @@ class Trainer:
                 s.wall_seconds = wall0 + time.perf_counter() - run_t0
                 last = s.step == self.total
                 if s.step % t.log_interval == 0 or last:
-                    loss = (window_loss / window_steps).item()
+                    # The ranks' mean: the loss of the whole batch, as one process reports it.
+                    loss = distributed.all_sum(window_loss.detach().cpu().clone()).item()
+                    loss /= window_steps * self.world.size
                     if not math.isfinite(loss):
                         raise TinyGPTError(
                             f"training diverged: the loss is {loss} at step {s.step}; lower "
@@ -471,8 +575,8 @@ class Trainer:
                 if s.step % t.save_interval == 0:
                     self.save(f"step_{s.step}.pt")
                 bar.update(1)
-                if self.stop_signal is not None:
-                    raise Interrupted(self.stop_signal)
+                if self.stopping():
+                    raise Interrupted(self.stop_signal or signal.SIGTERM)
                 if t.stop_at is not None and s.step >= t.stop_at and not last:
                     self.save(f"step_{s.step}.pt")
                     raise Paused(f"paused at step {s.step} (training.stop_at)")
