@@ -222,10 +222,21 @@ def spawn(devices: int, out: Path, threads: int | None) -> None:
         *args,
         f"hydra.run.dir={out}",
     ]
-    done = subprocess.run(cmd, env=env)
-    if done.returncode:
-        errors = sorted(p.read_text() for p in out.glob("rank*.error"))
-        raise RanksFailed(errors or [f"the ranks exited {done.returncode}: see {out}"])
+    proc = subprocess.Popen(cmd, env=env)
+    interrupted = False
+    while proc.poll() is None:
+        try:
+            proc.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reached the ranks too: they stop at the end of a step and checkpoint.
+            interrupted = True
+    errors = sorted(p.read_text() for p in out.glob("rank*.error"))
+    if errors:
+        raise RanksFailed(errors)
+    if proc.returncode and interrupted:
+        raise KeyboardInterrupt
+    if proc.returncode:
+        raise RanksFailed([f"the ranks exited {proc.returncode}: see the logs in {out}"])
 
 
 class RanksFailed(RuntimeError):

@@ -254,7 +254,8 @@ def start_ranks(cfg: DictConfig, out: Path) -> float:
         distributed.spawn(cfg.hardware.devices, out, cfg.hardware.threads)
     except distributed.RanksFailed as e:
         raise TinyGPTError(f"the job failed on its ranks:\n{e}") from None
-    return float(json.loads((out / "results.json").read_text())["final_val_loss"])
+    results = out / "results.json"  # absent after a pause (training.stop_at)
+    return json.loads(results.read_text())["final_val_loss"] if results.exists() else float("nan")
 
 
 def _run(
