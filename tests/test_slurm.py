@@ -145,3 +145,36 @@ def test_an_impossible_request_is_rejected_not_left_pending(slurm_cluster, tmp_p
     assert "SLURM rejects the job request" in proc.stderr
     assert "More processors requested than permitted" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_two_tasks_train_one_model_as_one_process_does(slurm_cluster, tmp_path, cache_dir):
+    """tasks_per_node=2 (1 CPU each): the two SLURM tasks are the ranks of one job, one MLflow
+    run, with the losses of the same job in one process."""
+    from tests.test_distributed import RUN, curve
+
+    single = tmp_path / "single"
+    single.mkdir()
+    proc = tinygpt_cli(*RUN, "hydra.run.dir=out", cwd=single, cache_dir=cache_dir)
+    assert proc.returncode == 0, proc.stderr
+    expected = curve(f"sqlite:///{single / 'mlflow.db'}")
+    proc = tinygpt_cli(
+        "-m",
+        *RUN,
+        *SLURM,
+        f"hydra.launcher.partition={slurm_cluster}",
+        "hydra.launcher.cpus_per_task=1",
+        "hardware.devices=2",
+        "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    parents, children = runs(tmp_path)
+    assert len(parents) == 1 and len(children) == 1
+    (run,) = children
+    assert run.info.status == "FINISHED" and run.data.tags["world_size"] == "2"
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    history = sorted(client.get_metric_history(run.info.run_id, "train_loss"), key=lambda m: m.step)
+    assert [m.value for m in history] == pytest.approx(expected, rel=1e-4)
+    assert list((tmp_path / "sweep" / "0").glob("*.rank1.log"))

@@ -29,7 +29,7 @@ def world_problem(config: DictConfig) -> str | None:
             "a sweep runs on the same number of processes; sweep it in separate commands"
         )
     hardware = config.hardware
-    if hardware.devices * hardware.nodes > 1 and "submitit" not in str(
+    if hardware.devices * hardware.nodes > 1 and "SlurmLauncher" not in str(
         config.hydra.launcher.get("_target_", "")
     ):
         return (
