@@ -252,3 +252,32 @@ def test_a_sweep_over_devices_and_a_world_that_disagrees_are_refused(tmp_path, c
 def test_fsdp_needs_cpu_or_cuda():
     with pytest.raises(TinyGPTError, match="hardware.strategy=fsdp needs cuda"):
         distributed.check_world(distributed.World(), 2, 1, "fsdp", "mps", 8)
+
+
+BRANCHED = [
+    "optimizer/schedule=wsd",
+    "optimizer.schedule.warmup_steps=4",
+    "training.max_steps=null",
+    "training.budgets=[20480,40960,61440]",
+    "model.parametrization=mup",
+    "model.base_width=16",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_branches_and_mup_under_two_ranks(tmp_path, cache_dir, strategy):
+    """WSD cooldown branches (snapshot and restore of a sharded state under FSDP) and μP's
+    per-group LRs give each budget the loss one process gives it."""
+    losses = {}
+    for ranks in (1, 2):
+        args = [*RUN, *BRANCHED, f"hardware.devices={ranks}", f"hardware.strategy={strategy}"]
+        proc = tinygpt_cli(
+            *args, f"hydra.run.dir=out{ranks}", "tracking.enabled=false", cwd=tmp_path,
+            cache_dir=cache_dir,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results = json.loads((tmp_path / f"out{ranks}" / "results.json").read_text())
+        losses[ranks] = [b["final_val_loss"] for b in results["budgets"]]
+    assert len(losses[2]) == 3
+    np.testing.assert_allclose(losses[2], losses[1], rtol=1e-4)
