@@ -281,3 +281,22 @@ def test_branches_and_mup_under_two_ranks(tmp_path, cache_dir, strategy):
         losses[ranks] = [b["final_val_loss"] for b in results["budgets"]]
     assert len(losses[2]) == 3
     np.testing.assert_allclose(losses[2], losses[1], rtol=1e-4)
+
+
+def test_each_node_logs_its_system_metrics_into_the_one_run(monkeypatch):
+    """In a 2-node job, the first rank of node 1 monitors its node into rank 0's run."""
+    from omegaconf import OmegaConf
+
+    from tinygpt.tracking.mlflow_run import Tracker
+    from tinygpt.train import job
+
+    started = []
+    monkeypatch.setattr(job, "monitor_run", lambda *a: started.append(a) or (lambda: None))
+    cfg = OmegaConf.create(
+        {"tracking": {"enabled": True, "system_metrics": True, "system_metrics_interval": 5.0,
+                      "uri": "sqlite:///x.db"}}
+    )  # fmt: skip
+    off = Tracker.disabled()
+    job.system_metrics(cfg, distributed.World(2, 0, 4, 2), off, "run-1", False)
+    job.system_metrics(cfg, distributed.World(3, 1, 4, 2), off, "run-1", False)
+    assert started == [("run-1", "sqlite:///x.db", 5.0, False, "node_1")]

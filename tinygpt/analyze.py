@@ -152,6 +152,33 @@ def holdout_report(check: Holdout) -> str:
     return "\n".join(lines)
 
 
+def forms_report(table: pd.DataFrame, cfg: DictConfig, out: Path) -> str:
+    """Every form of fit.forms, chosen by forward CV; added to fit.json under "forms"."""
+    import json
+
+    from tinygpt.scaling import selection
+    from tinygpt.scaling.holdout import held_out
+
+    mask = held_out(table, cfg.fit.holdout)
+    held = None if mask is None else pd.Series(np.asarray(mask[0]), index=table.index)
+    try:
+        chosen, reports = selection.select_form(
+            table, list(cfg.fit.forms), held, cfg.fit.forms_bootstrap, cfg.fit.bootstrap_seed
+        )
+    except TinyGPTError as e:
+        return f"  law forms: skipped ({e})"
+    c_max = float(table["C"].max())
+    path = out / "fit.json"
+    report = json.loads(path.read_text()) if path.exists() else {}
+    report["forms"] = {
+        "selected": chosen,
+        "rule": "lowest mean |relative error| of the forward CV over the fitted sizes",
+        **{name: rep.to_dict(c_max) for name, rep in reports.items()},
+    }
+    path.write_text(json.dumps(report, indent=2, default=float))
+    return selection.text(chosen, reports, c_max)
+
+
 def with_metric(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     """The table with ``loss`` set to what fit.metric asks for."""
     if metric == "val_loss":
@@ -180,7 +207,8 @@ def adaptation_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
     """Seal runs: the improvement per setting and its power-law fits."""
     from tinygpt.scaling import adaptation
 
-    settings = {k: v for k, v in cfg.fit.items() if k not in ("metric", "holdout", "curves")}
+    settings = {k: v for k, v in cfg.fit.items() if k in FitSettings.__dataclass_fields__}
+    settings.pop("holdout", None)
     paths, report = adaptation.write(table, out, FitSettings(**{**settings, "l1": False}))
     print(f"{len(table)} seal runs from {table.attrs.get('source')}")
     for name, law in report["fits"].items():
@@ -198,7 +226,7 @@ def scaling_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
     from tinygpt.scaling.report import analyze, write
 
     table = with_metric(table, cfg.fit.metric.value)
-    settings = {k: v for k, v in cfg.fit.items() if k not in ("metric", "curves")}
+    settings = {k: v for k, v in cfg.fit.items() if k in FitSettings.__dataclass_fields__}
     # The grid's far starts overflow by design; the fitter keeps only finite objectives.
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -225,6 +253,8 @@ def scaling_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
         print(exponents)
     if analysis.holdout is not None:
         print(holdout_report(analysis.holdout))
+    if cfg.fit.forms and "L(N, D)" in analysis.laws:
+        print(forms_report(analysis.table, cfg, out))
     if cfg.log_to_mlflow and "sweep_run_id" in table.attrs:
         _log_to_mlflow(cfg, analysis, paths)
     print(f"plots, points.csv and fit.json in {out}")

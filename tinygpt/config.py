@@ -461,6 +461,13 @@ class FitConfig(FitSettings):
     # What the laws are fitted to: the final validation loss, or its bits per byte.
     metric: Metric = Metric.val_loss
     curves: CurveFitConfig = field(default_factory=CurveFitConfig)
+    # Forms of L(N, D) fitted side by side on an (N, D) grid and chosen by forward
+    # cross-validation over the fitted sizes (tinygpt.scaling.selection); [] skips them.
+    forms: list[str] = field(
+        default_factory=lambda: ["chinchilla", "kaplan_q", "farseer_lite", "translog"]
+    )
+    # Bootstrap refits per form and fold (their bands and CIs).
+    forms_bootstrap: int = 200
 
 
 @dataclass

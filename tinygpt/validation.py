@@ -55,6 +55,9 @@ GROUP_NODES = [
 ANALYZE_RANGES: list[tuple[str, Callable[[float], bool], str]] = [
     ("fit.delta", lambda v: v > 0, "positive (Huber's delta on log residuals)"),
     ("fit.bootstrap", lambda v: v >= 0, "zero or positive (refits; 0 for no intervals)"),
+    ("fit.forms_bootstrap", lambda v: v >= 0, "zero or positive (refits; 0 for no bands)"),
+    ("fit.curves.bootstrap", lambda v: v >= 0, "zero or positive (refits; 0 for no bands)"),
+    ("fit.curves.block", lambda v: v >= 1, "at least 1 (points per resampled block)"),
 ]
 
 
@@ -73,11 +76,20 @@ def check_ranges(cfg: DictConfig, ranges: list[tuple[str, Callable[[float], bool
 
 
 def check_analyze(cfg: DictConfig) -> None:
+    from tinygpt.scaling.curves import LAWS, OPTIMIZERS
+    from tinygpt.scaling.forms import FORMS
     from tinygpt.scaling.holdout import check_rule
 
     check_set(cfg)
     check_ranges(cfg, ANALYZE_RANGES)
     check_rule(cfg.fit.holdout)
+    for key, value, allowed in [
+        *(("fit.forms", f, FORMS) for f in cfg.fit.forms),
+        *(("fit.curves.laws", law, LAWS) for law in cfg.fit.curves.laws),
+        ("fit.curves.optimizer", cfg.fit.curves.optimizer, OPTIMIZERS),
+    ]:
+        if value not in allowed:
+            raise TinyGPTError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
 
 
 def check(cfg: DictConfig) -> None:

@@ -150,6 +150,25 @@ class Store:
         )
 
 
+def monitor_run(
+    run_id: str, uri: str | None, interval: float, resumed: bool, node_id: str | None = None
+) -> Callable[[], None]:
+    """MLflow's system-metrics monitor on ``run_id``, from any process of the job: one per node
+    of a multi-node job, its metrics under ``system/<node_id>/``. Returns its stop function."""
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
+    monitor = SystemMetricsMonitor(
+        run_id,
+        sampling_interval=interval,
+        resume_logging=resumed,
+        tracking_uri=uri,
+        node_id=node_id,
+    )
+    monitor.start()
+    return monitor.finish
+
+
 class Tracker:
     """A run in an MLflow store; ``Tracker.disabled()`` gives one that records nothing."""
 
@@ -293,18 +312,13 @@ class Tracker:
                 lambda: self.client.log_artifacts(self.run_id, str(directory), artifact_path)
             )
 
-    def monitor_system(self, interval: float, resumed: bool) -> Callable[[], None]:
+    def monitor_system(
+        self, interval: float, resumed: bool, node_id: str | None = None
+    ) -> Callable[[], None]:
         """Start MLflow's system-metrics monitor on this run; returns the function stopping it."""
         if not self.enabled:
             return lambda: None
-        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
-
-        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
-        monitor = SystemMetricsMonitor(
-            self.run_id, sampling_interval=interval, resume_logging=resumed, tracking_uri=self.uri
-        )
-        monitor.start()
-        return monitor.finish
+        return monitor_run(self.run_id, self.uri, interval, resumed, node_id)
 
     def browse_hint(self, sweep: bool = False) -> str:
         """How to open this run (or, for a sweep's parent, its experiment) in the MLflow UI."""

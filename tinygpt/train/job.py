@@ -22,7 +22,7 @@ from tinygpt.errors import TinyGPTError
 from tinygpt.model import GPTConfig, TinyGPT
 from tinygpt.timing import clock
 from tinygpt.tracking.job_run import JobRun, in_multirun, open_job_run, output_dir
-from tinygpt.tracking.mlflow_run import Store, Tracker, flatten, with_retry
+from tinygpt.tracking.mlflow_run import Store, Tracker, flatten, monitor_run, with_retry
 from tinygpt.tracking.sysinfo import slurm_logs
 from tinygpt.train import checkpoint
 from tinygpt.train.compute import apply as apply_compute_budgets
@@ -258,6 +258,24 @@ def start_ranks(cfg: DictConfig, out: Path) -> float:
     return json.loads(results.read_text())["final_val_loss"] if results.exists() else float("nan")
 
 
+def system_metrics(
+    cfg: DictConfig, world: distributed.World, tracker: Tracker, run_id: str | None, resumed: bool
+):
+    """MLflow's system metrics for the job's run: from rank 0, and in a job spanning several
+    nodes from each node's first rank too, under ``system/node_<i>/``."""
+    tracking = cfg.tracking
+    if not tracking.system_metrics or not tracking.enabled or run_id is None:
+        return lambda: None
+    nodes = world.size // max(1, world.local_size)
+    node_id = f"node_{world.rank // world.local_size}" if nodes > 1 else None
+    if world.main:
+        return tracker.monitor_system(tracking.system_metrics_interval, resumed, node_id)
+    if nodes > 1 and world.local_rank == 0:
+        return monitor_run(run_id, tracker.uri or tracking.uri, tracking.system_metrics_interval,
+                           resumed, node_id)  # fmt: skip
+    return lambda: None
+
+
 def _run(
     cfg: DictConfig,
     out: Path,
@@ -276,7 +294,9 @@ def _run(
     else:
         opened = JobRun(Tracker.disabled())
     # Rank 0 decides (skip, resume from which checkpoint); the others follow it.
-    skipped, resume_path = distributed.broadcast((opened.skipped is not None, opened.resume_path))
+    skipped, resume_path, run_id = distributed.broadcast(
+        (opened.skipped is not None, opened.resume_path, opened.tracker.run_id)
+    )
     if skipped:
         return opened.skipped.result("final_val_loss") if opened.skipped else float("nan")
     tracker, ckpt = opened.tracker, opened.resume
@@ -284,11 +304,7 @@ def _run(
         ckpt = checkpoint.load(Path(resume_path))
     status, trainer = "FAILED", None
     stops = StopSignals()
-    stop_monitor = (
-        tracker.monitor_system(tracking.system_metrics_interval, resumed=ckpt is not None)
-        if tracking.system_metrics
-        else (lambda: None)
-    )
+    stop_monitor = system_metrics(cfg, world, tracker, run_id, resumed=ckpt is not None)
     try:
         if not world.main:
             distributed.broadcast(None)  # rank 0 writes the token cache first; then a cache hit

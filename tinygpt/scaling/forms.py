@@ -1,0 +1,307 @@
+"""Laws of L(N, D) as a choice: the additive form and three with an N–D interaction.
+
+Every form is a prediction of log L from (n, d) = (ln N, ln D) in unconstrained parameters,
+fitted by one machinery: the sum of Huber(δ) losses of log residuals, minimised by the batched
+BFGS of ``tinygpt.scaling.fit`` from a grid of starts (gradients by torch autograd), bootstrap
+refits resampling runs, and the compute-optimal allocation found numerically on the form itself
+(N_opt(C) = argmin_N L(N, C/6N) on a grid in ln N, and a = d ln N_opt / d ln C at the compute
+asked for). ``../shared/laws-literature.md`` summarises the forms and where they come from.
+
+- ``chinchilla``: E + A/N^α + B/D^β (Hoffmann et al. 2022): no interaction.
+- ``kaplan_q``: E + (A·N^−α + B·D^−β)^q (Kaplan et al. 2020 with E; q < 1 lets the terms
+  interact).
+- ``farseer_lite``: E + A·N^−α + B·(N/N̄)^κ·D^−(β₀ + β₁·ln(N/N̄)) (a first-order Farseer, Li et
+  al. 2025: the D exponent and coefficient move with N; N̄ the geometric mean of the fitted N).
+- ``translog``: ln(L − E) quadratic in (ln N, ln D) with the cross term c₅·ln N·ln D.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from tinygpt.errors import TinyGPTError
+from tinygpt.scaling.fit import HUBER_DELTA, Problem, batched_bfgs, grid_starts
+
+FORMS = ("chinchilla", "kaplan_q", "farseer_lite", "translog")
+
+
+def _lse(*terms: torch.Tensor) -> torch.Tensor:
+    """log Σ exp(terms), elementwise. Written out: torch.logsumexp over a stacked axis of 2-3
+    was 0.7 ms a call here, most of a fit's time. The shift m carries no gradient (it cancels)."""
+    terms = torch.broadcast_tensors(*terms)
+    m = terms[0].detach()
+    for t in terms[1:]:
+        m = torch.maximum(m, t.detach())
+    return m + torch.log(sum(torch.exp(t - m) for t in terms))
+
+
+@dataclass(frozen=True)
+class Form:
+    """A form: its parameter names, log L̂(θ; n, d) for a batch of θ, and its start grid."""
+
+    name: str
+    names: tuple[str, ...]
+    formula: str
+
+    def log_pred(self, theta: torch.Tensor, n: torch.Tensor, d: torch.Tensor, centre: float):
+        """(B, m) log L̂ for θ (B, p) at m points; ``centre`` = mean ln N of the fitted runs."""
+        t = [theta[:, i, None] for i in range(theta.shape[1])]
+        if self.name == "chinchilla":  # tinygpt.scaling.fit.Problem's order: a, b, α, β, e
+            a, b, alpha, beta, e = t
+            return _lse(a - alpha * n, b - beta * d, e)
+        if self.name == "kaplan_q":
+            a, b, e, alpha, beta, log_q = t
+            return _lse(e, torch.exp(log_q) * _lse(a - alpha * n, b - beta * d))
+        if self.name == "farseer_lite":
+            a, b, e, alpha, beta0, beta1, kappa = t
+            m = n - centre
+            return _lse(e, a - alpha * n, b + kappa * m - (beta0 + beta1 * m) * d)
+        if self.name == "translog":
+            e, c0, c1, c2, c3, c4, c5 = t
+            m, dd = n - centre, d - D_CENTRE
+            return _lse(e, c0 + c1 * m + c2 * dd + c3 * m * m + c4 * dd * dd + c5 * m * dd)
+        raise AssertionError(self.name)
+
+    def natural(self, theta: np.ndarray) -> dict[str, float]:
+        """θ as the form's printed parameters (A, E, q from their logs)."""
+        out = {}
+        for name, v in zip(self.names, theta, strict=True):
+            if name in ("A", "B", "E", "q"):
+                out[name] = float(np.exp(v))
+            else:
+                out[name] = float(v)
+        return out
+
+    def starts(self) -> np.ndarray:
+        e = [-1.0, 0.0, 1.0]
+        if self.name == "chinchilla":  # the replication's 4,500 starts
+            return grid_starts(2, True)
+        if self.name == "kaplan_q":
+            grid = [[0.0, 8.0]] * 2 + [e] + [[0.25, 0.5, 1.0]] * 2 + [np.log([0.3, 0.6, 1.0])]
+        elif self.name == "farseer_lite":
+            grid = [[0.0, 8.0]] * 2 + [e, [0.2, 0.5], [0.2, 0.5], [-0.1, 0.1], [-0.5, 0.5]]
+        else:
+            grid = [e, [-1.0, 0.0, 1.0], [-0.5, -0.2], [-0.5, -0.2], [0.0], [0.0], [0.0]]
+        return np.array(list(itertools.product(*grid)), dtype=np.float64)
+
+
+# The token axis is centred at a fixed 1M (ln 1e6) for the translog's conditioning.
+D_CENTRE = float(np.log(1e6))
+
+FORM_SPECS = {
+    "chinchilla": Form("chinchilla", ("A", "B", "alpha", "beta", "E"), "E + A/N^alpha + B/D^beta"),
+    "kaplan_q": Form(
+        "kaplan_q", ("A", "B", "E", "alpha", "beta", "q"), "E + (A/N^alpha + B/D^beta)^q"
+    ),
+    "farseer_lite": Form(
+        "farseer_lite",
+        ("A", "B", "E", "alpha", "beta0", "beta1", "kappa"),
+        "E + A/N^alpha + B (N/N̄)^kappa / D^(beta0 + beta1 ln(N/N̄))",
+    ),
+    "translog": Form(
+        "translog",
+        ("E", "c0", "c1", "c2", "c3", "c4", "c5"),
+        "E + exp(c0 + c1 n + c2 d + c3 n² + c4 d² + c5 n d), n = ln(N/N̄), d = ln(D/1e6)",
+    ),
+}
+
+
+class FormProblem:
+    """The Huber objective of a form on a table, in the interface ``batched_bfgs`` solves."""
+
+    def __init__(
+        self, form: Form, N: np.ndarray, D: np.ndarray, loss: np.ndarray, centre: float,
+        delta: float = HUBER_DELTA,
+    ) -> None:  # fmt: skip
+        self.form, self.centre, self.delta = form, centre, delta
+        self.n = torch.tensor(np.log(N), dtype=torch.float64)
+        self.d = torch.tensor(np.log(D), dtype=torch.float64)
+        self.log_y = torch.tensor(np.log(loss), dtype=torch.float64)
+
+    def value_and_grad(
+        self, theta: np.ndarray, weights: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
+        r = self.log_y[None] - self.form.log_pred(t, self.n, self.d, self.centre)
+        a = r.abs()
+        rho = torch.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
+        if weights is not None:
+            rho = rho * torch.tensor(weights, dtype=torch.float64)
+        f = rho.sum(1)
+        f.sum().backward()
+        return f.detach().numpy(), t.grad.numpy()
+
+
+@dataclass
+class FormFit:
+    """A form fitted to a table: θ, its bootstrap ensemble, and what it predicts."""
+
+    form: Form
+    theta: np.ndarray
+    objective: float
+    centre: float
+    n_points: int
+    boot: np.ndarray | None = None
+    # The std of log loss between seeds of one configuration (pooled): what a measurement
+    # carries besides the law, added to the bands of predictions of measured means.
+    seed_sigma: float = 0.0
+    starts: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def params(self) -> dict[str, float]:
+        return self.form.natural(self.theta)
+
+    def log_predict(self, N: np.ndarray, D: np.ndarray, theta: np.ndarray | None = None):
+        t = torch.tensor(np.atleast_2d(self.theta if theta is None else theta))
+        n = torch.tensor(np.log(np.asarray(N, dtype=np.float64)))
+        d = torch.tensor(np.log(np.asarray(D, dtype=np.float64)))
+        with torch.no_grad():
+            return self.form.log_pred(t, n, d, self.centre).numpy()
+
+    def predict(self, N: np.ndarray, D: np.ndarray) -> np.ndarray:
+        return np.exp(self.log_predict(N, D)[0])
+
+    def band(
+        self, N: np.ndarray, D: np.ndarray, seeds: np.ndarray | int = 1, level: float = 0.95
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Where the mean of ``seeds`` measurements should fall: the bootstrap spread of the
+        law and the seeds' own scatter (σ/√seeds), added in quadrature in log space."""
+        if self.boot is None:
+            return None
+        from scipy.stats import norm
+
+        logs = self.log_predict(N, D, self.boot)
+        tail = 100 * (1 - level) / 2
+        lo, hi = np.percentile(logs, [tail, 100 - tail], axis=0)
+        centre = self.log_predict(N, D)[0]
+        z = norm.ppf(1 - (1 - level) / 2)
+        noise = z * self.seed_sigma / np.sqrt(np.asarray(seeds, dtype=np.float64))
+        down = np.sqrt((centre - lo) ** 2 + noise**2)
+        up = np.sqrt((hi - centre) ** 2 + noise**2)
+        return np.exp(centre - down), np.exp(centre + up)
+
+    def allocation(self, c: float, theta: np.ndarray | None = None) -> np.ndarray:
+        """a = d ln N_opt / d ln C at compute ``c`` (C = 6ND), for each row of ``theta``."""
+        thetas = np.atleast_2d(self.theta if theta is None else theta)
+        out = []
+        for cc in (c / 2, c * 2):
+            n_grid = np.linspace(np.log(1e2), np.log(cc / 6 / 1e2), 800)
+            N = np.exp(n_grid)
+            D = cc / (6 * N)
+            logs = self.log_predict(N, D, thetas)  # (B, grid)
+            out.append(n_grid[np.nanargmin(logs, axis=1)])
+        return (out[1] - out[0]) / np.log(4)
+
+    def n_opt(self, c: float) -> float:
+        n_grid = np.linspace(np.log(1e2), np.log(c / 6 / 1e2), 4000)
+        logs = self.log_predict(np.exp(n_grid), c / (6 * np.exp(n_grid)))[0]
+        return float(np.exp(n_grid[np.nanargmin(logs)]))
+
+
+def seed_sigma(N: np.ndarray, D: np.ndarray, loss: np.ndarray) -> float:
+    """Pooled within-configuration std of log loss (0 where no configuration has two seeds)."""
+    import pandas as pd
+
+    df = pd.DataFrame({"N": N, "D": D, "y": np.log(loss)})
+    groups = df.groupby(["N", "D"])["y"]
+    dof = (groups.count() - 1).clip(lower=0)
+    if dof.sum() == 0:
+        return 0.0
+    return float(np.sqrt((groups.var(ddof=1).fillna(0) * dof).sum() / dof.sum()))
+
+
+def fit_form(
+    name: str,
+    N: np.ndarray,
+    D: np.ndarray,
+    loss: np.ndarray,
+    bootstrap: int = 200,
+    seed: int = 0,
+    delta: float = HUBER_DELTA,
+    starts: np.ndarray | None = None,
+) -> FormFit:
+    """Fit form ``name`` to runs (N, D, loss), with ``bootstrap`` refits resampling runs, from
+    ``starts`` (θ rows; default: the form's own grid)."""
+    if name not in FORM_SPECS:
+        raise TinyGPTError(f"fit.forms: unknown form {name!r}: choose from {', '.join(FORMS)}")
+    form = FORM_SPECS[name]
+    N, D, loss = (np.asarray(v, dtype=np.float64) for v in (N, D, loss))
+    if len(loss) <= len(form.names):
+        raise TinyGPTError(
+            f"{len(loss)} runs cannot determine the {len(form.names)} parameters of {name}: "
+            "add runs or drop the form from fit.forms"
+        )
+    threads = torch.get_num_threads()
+    # These are many small ops (starts × runs): one thread is 3× faster than two fighting
+    # over 14k-element arrays.
+    torch.set_num_threads(1)
+    try:
+        return _fit_form(form, N, D, loss, bootstrap, seed, delta, starts)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_form(
+    form: Form,
+    N: np.ndarray,
+    D: np.ndarray,
+    loss: np.ndarray,
+    bootstrap: int,
+    seed: int,
+    delta: float,
+    starts: np.ndarray | None,
+) -> FormFit:
+    centre = float(np.log(N).mean())
+    problem: Any = FormProblem(form, N, D, loss, centre, delta)
+    if form.name == "chinchilla":  # the same objective with analytic gradients, 10x faster
+        problem = Problem(np.log(np.c_[N, D]), np.log(loss), True, delta)
+    starts = form.starts() if starts is None else starts
+    with np.errstate(all="ignore"):
+        # The grid's rows stop early (300 iterations, a relative decrease of 1e-9); only the
+        # best is polished to the strict tolerance, as tinygpt.scaling.fit.fit does.
+        theta, f, _ = batched_bfgs(problem, starts, max_iter=300, ftol=1e-9)
+        best = int(np.nanargmin(np.where(np.isfinite(f), f, np.nan)))
+        polished, f_best, _ = batched_bfgs(problem, theta[best][None])
+    fitted = FormFit(form, polished[0], float(f_best[0]), centre, len(loss), starts=len(starts))
+    fitted.seed_sigma = seed_sigma(N, D, loss)
+    if bootstrap > 0:
+        rng = np.random.default_rng(seed)
+        counts = rng.multinomial(len(loss), np.full(len(loss), 1 / len(loss)), size=bootstrap)
+        with np.errstate(all="ignore"):
+            boot, fb, _ = batched_bfgs(
+                problem,
+                np.broadcast_to(fitted.theta, (bootstrap, len(fitted.theta))).copy(),
+                weights=counts.astype(np.float64),
+                max_iter=500,
+            )
+        fitted.boot = boot[np.isfinite(fb)]
+    return fitted
+
+
+def to_dict(fit: FormFit, c_max: float) -> dict[str, Any]:
+    """The fit for fit.json: parameters, their 95 % CIs, the allocation at ``c_max``."""
+    out: dict[str, Any] = {
+        "formula": fit.form.formula,
+        "params": fit.params,
+        "objective": fit.objective,
+        "n_points": fit.n_points,
+        "starts": fit.starts,
+        "seed_sigma_log": fit.seed_sigma,
+        "a_at_largest_compute": float(fit.allocation(c_max)[0]),
+        "n_opt_at_largest_compute": fit.n_opt(c_max),
+    }
+    if fit.boot is not None and len(fit.boot):
+        nat = np.array([list(fit.form.natural(t).values()) for t in fit.boot])
+        out["ci95"] = {
+            k: [float(np.percentile(nat[:, i], 2.5)), float(np.percentile(nat[:, i], 97.5))]
+            for i, k in enumerate(fit.form.names)
+        }
+        a = fit.allocation(c_max, fit.boot)
+        out["a_ci95"] = [float(np.nanpercentile(a, 2.5)), float(np.nanpercentile(a, 97.5))]
+    return out
