@@ -59,6 +59,7 @@ def test_the_numeric_allocation_is_chinchillas_closed_form():
     assert a == pytest.approx(p["beta"] / (p["alpha"] + p["beta"]), abs=0.01)
 
 
+@pytest.mark.slow
 def test_the_selection_never_reads_the_held_out_model():
     df = pd.read_csv(LOSSES)
     held = pd.Series(np.isclose(df["N"], df["N"].max()))

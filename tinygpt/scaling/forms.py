@@ -186,22 +186,26 @@ class FormFit:
         up = np.sqrt((hi - centre) ** 2 + noise**2)
         return np.exp(centre - down), np.exp(centre + up)
 
+    def _ln_n_opt(self, c: float, thetas: np.ndarray) -> np.ndarray:
+        """ln N_opt at compute ``c`` per row of ``thetas``: a grid in ln N (D = C/6N ≥ 100,
+        N ≥ 100), refined by the parabola through the grid minimum and its neighbours."""
+        n_grid = np.linspace(np.log(1e2), np.log(c / 6 / 1e2), 1200)
+        N = np.exp(n_grid)
+        logs = self.log_predict(N, c / (6 * N), thetas)  # (B, grid)
+        i = np.clip(np.nanargmin(logs, axis=1), 1, len(n_grid) - 2)
+        rows = np.arange(len(i))
+        y0, y1, y2 = logs[rows, i - 1], logs[rows, i], logs[rows, i + 1]
+        curvature = y0 - 2 * y1 + y2
+        shift = np.where(curvature > 0, 0.5 * (y0 - y2) / np.where(curvature > 0, curvature, 1), 0)
+        return n_grid[i] + np.clip(shift, -1, 1) * (n_grid[1] - n_grid[0])
+
     def allocation(self, c: float, theta: np.ndarray | None = None) -> np.ndarray:
         """a = d ln N_opt / d ln C at compute ``c`` (C = 6ND), for each row of ``theta``."""
         thetas = np.atleast_2d(self.theta if theta is None else theta)
-        out = []
-        for cc in (c / 2, c * 2):
-            n_grid = np.linspace(np.log(1e2), np.log(cc / 6 / 1e2), 800)
-            N = np.exp(n_grid)
-            D = cc / (6 * N)
-            logs = self.log_predict(N, D, thetas)  # (B, grid)
-            out.append(n_grid[np.nanargmin(logs, axis=1)])
-        return (out[1] - out[0]) / np.log(4)
+        return (self._ln_n_opt(2 * c, thetas) - self._ln_n_opt(c / 2, thetas)) / np.log(4)
 
     def n_opt(self, c: float) -> float:
-        n_grid = np.linspace(np.log(1e2), np.log(c / 6 / 1e2), 4000)
-        logs = self.log_predict(np.exp(n_grid), c / (6 * np.exp(n_grid)))[0]
-        return float(np.exp(n_grid[np.nanargmin(logs)]))
+        return float(np.exp(self._ln_n_opt(c, np.atleast_2d(self.theta))[0]))
 
 
 def seed_sigma(N: np.ndarray, D: np.ndarray, loss: np.ndarray) -> float:
