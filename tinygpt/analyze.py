@@ -25,27 +25,19 @@ log = logging.getLogger("tinygpt.analyze")
 register_configs()
 
 
-def _log_to_mlflow(cfg: DictConfig, analysis: Analysis, paths: list[Path]) -> str | None:
+def log_analysis(
+    cfg: DictConfig, table: pd.DataFrame, title: str, metrics: dict[str, float], paths: list[Path]
+) -> str:
+    """The analysis as an MLflow run nested under the sweep it read: config, figures, metrics."""
     from tinygpt.tracking.mlflow_run import Store, Tracker, flatten
 
-    sweep_id = analysis.table.attrs.get("sweep_run_id")
     store = Store.connect(cfg.source.uri, cfg.source.experiment, setting="source.uri")
-    name = f"analysis of {analysis.table.attrs.get('source_name')}"[:250]
-    tracker = Tracker.start(store, name, {"kind": "analysis"}, parent_run_id=sweep_id)
+    name = f"{title} of {table.attrs.get('source_name')}"[:250]
+    tracker = Tracker.start(
+        store, name, {"kind": "analysis"}, parent_run_id=table.attrs.get("sweep_run_id")
+    )
     try:
         tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
-        metrics = {}
-        for law_name, law in analysis.laws.items():
-            key = law_name.replace("(", "_").replace(")", "").replace(", ", "_").replace(" ", "_")
-            metrics |= {f"{key}.{p}": v for p, v in law.params.items()}
-            metrics[f"{key}.r2_log"] = law.r2
-        view = analysis.isoflop
-        for name, front in (("N_opt", view and view.N_opt), ("D_opt", view and view.D_opt)):
-            if front:
-                metrics[f"isoflop.{name}.exponent"] = front.exponent
-        for law_name, check in analysis.holdouts.items():
-            key = law_name.replace("(", "_").replace(")", "").replace(", ", "_")
-            metrics[f"holdout.{key}.max_abs_relative_error"] = check.max_abs_relative_error
         tracker.log_metrics(metrics, 0)
         for p in paths:
             tracker.log_artifact(p)
@@ -53,6 +45,22 @@ def _log_to_mlflow(cfg: DictConfig, analysis: Analysis, paths: list[Path]) -> st
         tracker.close("FINISHED")
     print(f"MLflow run {tracker.run_id}: {tracker.browse_hint()}")
     return tracker.run_id
+
+
+def _log_to_mlflow(cfg: DictConfig, analysis: Analysis, paths: list[Path]) -> str | None:
+    metrics = {}
+    for law_name, law in analysis.laws.items():
+        key = law_name.replace("(", "_").replace(")", "").replace(", ", "_").replace(" ", "_")
+        metrics |= {f"{key}.{p}": v for p, v in law.params.items()}
+        metrics[f"{key}.r2_log"] = law.r2
+    view = analysis.isoflop
+    for name, front in (("N_opt", view and view.N_opt), ("D_opt", view and view.D_opt)):
+        if front:
+            metrics[f"isoflop.{name}.exponent"] = front.exponent
+    for law_name, check in analysis.holdouts.items():
+        key = law_name.replace("(", "_").replace(")", "").replace(", ", "_")
+        metrics[f"holdout.{key}.max_abs_relative_error"] = check.max_abs_relative_error
+    return log_analysis(cfg, analysis.table, "analysis", metrics, paths)
 
 
 def allocation(law: Law, analysis: Analysis) -> str:
@@ -279,26 +287,13 @@ def curves_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
 
 
 def _log_curves_to_mlflow(cfg: DictConfig, table: pd.DataFrame, report: dict, paths) -> None:
-    from tinygpt.tracking.mlflow_run import Store, Tracker, flatten
-
-    store = Store.connect(cfg.source.uri, cfg.source.experiment, setting="source.uri")
-    name = f"curves of {table.attrs.get('source_name')}"[:250]
-    tracker = Tracker.start(
-        store, name, {"kind": "analysis"}, parent_run_id=table.attrs["sweep_run_id"]
-    )
-    try:
-        tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
-        metrics = {}
-        for law_name, s in report["laws"].items():
-            for key in ("mean_relative_error", "max_relative_error", "inside_band"):
-                if key in s:
-                    metrics[f"curves.{law_name}.{key}"] = s[key]
-        tracker.log_metrics(metrics, 0)
-        for p in paths:
-            tracker.log_artifact(p)
-    finally:
-        tracker.close("FINISHED")
-    print(f"MLflow run {tracker.run_id}: {tracker.browse_hint()}")
+    metrics = {
+        f"curves.{law_name}.{key}": s[key]
+        for law_name, s in report["laws"].items()
+        for key in ("mean_relative_error", "max_relative_error", "inside_band")
+        if key in s
+    }
+    log_analysis(cfg, table, "curves", metrics, paths)
 
 
 # The source labels its table with the study it holds (``table.attrs["kind"]``).
