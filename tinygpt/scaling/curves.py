@@ -13,11 +13,13 @@ Two laws, each fitted on a few curves and used to predict the curves of other sc
 
 Conventions (those of the MultiPowerLaw repository): ``lr[t]`` is the LR of the t-th update
 (t = 1 … T), ``lr[0] = 0`` is the LR before training, and the loss at step t is measured after
-t updates. Both laws are fitted as their authors do — the sum of Huber(δ = 1e-3) losses of
-log-residuals over the fitted curves' points — by L-BFGS on log-parameters with exact gradients
-(torch autograd), from the MultiPowerLaw repository's grid initialisation. Bands: a moving-block
-bootstrap of each fitted curve's log-residuals (blocks keep their autocorrelation), refitted and
-used to predict; the 2.5–97.5 % percentiles of those predictions.
+t updates. Both laws minimise the sum of Huber(δ = 1e-3) losses of log-residuals over the
+fitted curves' points (gradients by torch autograd): the multi-power law with the MultiPowerLaw
+repository's recipe (a grid start, then at most 200 AdamW steps) or by L-BFGS to the optimum
+(``optimizer="lbfgs"``), Tissue's four parameters by L-BFGS. Bands: a moving-block bootstrap of
+each fitted curve's log-residuals (blocks keep their autocorrelation), refitted by the same
+recipe; each refit's prediction times each fitted point's exp(residual), and the 2.5–97.5 %
+percentiles of that mixture: a band for a measured point.
 """
 
 from __future__ import annotations
