@@ -28,6 +28,7 @@ def chinchilla_fit(tmp_path_factory, cache_dir) -> dict:
         "source=chinchilla",
         f"source.path={FIXTURE}",
         "fit.bootstrap=1000",
+        "fit.forms=[]",  # the replication's own fit; the forms are tested in tests/test_forms.py
         cwd=cwd,
         cache_dir=cache_dir,
         app="tinygpt.analyze",

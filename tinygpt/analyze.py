@@ -171,7 +171,12 @@ def forms_report(table: pd.DataFrame, cfg: DictConfig, out: Path) -> str:
     held = None if mask is None else pd.Series(np.asarray(mask[0]), index=table.index)
     try:
         chosen, reports = selection.select_form(
-            table, list(cfg.fit.forms), held, cfg.fit.forms_bootstrap, cfg.fit.bootstrap_seed
+            table,
+            list(cfg.fit.forms),
+            held,
+            cfg.fit.forms_bootstrap,
+            cfg.fit.bootstrap_seed,
+            cfg.fit.forms_folds,
         )
     except TinyGPTError as e:
         return f"  law forms: skipped ({e})"

@@ -468,6 +468,10 @@ class FitConfig(FitSettings):
     )
     # Bootstrap refits per form and fold (their bands and CIs).
     forms_bootstrap: int = 200
+    # Folds of the forward CV: predicting each of the last this-many fitted sizes from the sizes
+    # below it (a grid of many sizes, like Chinchilla's 240 runs, would otherwise cost a fit per
+    # size and form).
+    forms_folds: int = 3
 
 
 @dataclass

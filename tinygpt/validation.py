@@ -56,6 +56,7 @@ ANALYZE_RANGES: list[tuple[str, Callable[[float], bool], str]] = [
     ("fit.delta", lambda v: v > 0, "positive (Huber's delta on log residuals)"),
     ("fit.bootstrap", lambda v: v >= 0, "zero or positive (refits; 0 for no intervals)"),
     ("fit.forms_bootstrap", lambda v: v >= 0, "zero or positive (refits; 0 for no bands)"),
+    ("fit.forms_folds", lambda v: v >= 1, "at least 1 (sizes predicted by the forward CV)"),
     ("fit.curves.bootstrap", lambda v: v >= 0, "zero or positive (refits; 0 for no bands)"),
     ("fit.curves.block", lambda v: v >= 1, "at least 1 (points per resampled block)"),
 ]

@@ -192,12 +192,15 @@ class FormFit:
         n_grid = np.linspace(np.log(1e2), np.log(c / 6 / 1e2), 1200)
         N = np.exp(n_grid)
         logs = self.log_predict(N, c / (6 * N), thetas)  # (B, grid)
-        i = np.clip(np.nanargmin(logs, axis=1), 1, len(n_grid) - 2)
+        raw = np.nanargmin(logs, axis=1)
+        i = np.clip(raw, 1, len(n_grid) - 2)
         rows = np.arange(len(i))
         y0, y1, y2 = logs[rows, i - 1], logs[rows, i], logs[rows, i + 1]
         curvature = y0 - 2 * y1 + y2
         shift = np.where(curvature > 0, 0.5 * (y0 - y2) / np.where(curvature > 0, curvature, 1), 0)
-        return n_grid[i] + np.clip(shift, -1, 1) * (n_grid[1] - n_grid[0])
+        found = n_grid[i] + np.clip(shift, -1, 1) * (n_grid[1] - n_grid[0])
+        # A minimum at the grid's edge is no optimum: the form wants N (or D) without bound.
+        return np.where((raw == 0) | (raw == len(n_grid) - 1), np.nan, found)
 
     def allocation(self, c: float, theta: np.ndarray | None = None) -> np.ndarray:
         """a = d ln N_opt / d ln C at compute ``c`` (C = 6ND), for each row of ``theta``."""
@@ -307,5 +310,8 @@ def to_dict(fit: FormFit, c_max: float) -> dict[str, Any]:
             for i, k in enumerate(fit.form.names)
         }
         a = fit.allocation(c_max, fit.boot)
-        out["a_ci95"] = [float(np.nanpercentile(a, 2.5)), float(np.nanpercentile(a, 97.5))]
+        if np.isfinite(a).any():
+            out["a_ci95"] = [float(np.nanpercentile(a, 2.5)), float(np.nanpercentile(a, 97.5))]
+        # Resamples whose compute-optimal N runs off the grid (no optimum at that compute).
+        out["a_unbounded_share"] = float(np.mean(~np.isfinite(a)))
     return out

@@ -81,8 +81,10 @@ def select_form(
     held: pd.Series | None,
     bootstrap: int = 200,
     seed: int = 0,
+    folds: int = 3,
 ) -> tuple[str, dict[str, FormReport]]:
-    """Forward CV over the sizes of ``table`` not in ``held``; (selected form, every report)."""
+    """Forward CV over the sizes of ``table`` not in ``held``: each of the last ``folds`` fitted
+    sizes (from the 3rd on) predicted from the sizes below it. (selected form, every report)"""
     unknown = [f for f in forms if f not in FORMS]
     if unknown:
         raise TinyGPTError(
@@ -98,7 +100,7 @@ def select_form(
     reports = {}
     for name in forms:
         rep = FormReport(name)
-        for k in range(2, len(sizes)):
+        for k in range(max(2, len(sizes) - folds), len(sizes)):
             train = fitted[fitted["N"] < sizes[k]]
             test = fitted[np.isclose(fitted["N"], sizes[k])]
             try:
@@ -131,7 +133,8 @@ def text(selected: str, reports: dict[str, FormReport], c_max: float) -> str:
         h = _summary(rep.holdout) if rep.holdout else {}
         d = rep.to_dict(c_max).get("fit", {})
         a_ci = d.get("a_ci95")
-        a = f"{d.get('a_at_largest_compute', float('nan')):.3f}" + (
+        a_value = d.get("a_at_largest_compute", float("nan"))
+        a = (f"{a_value:.3f}" if np.isfinite(a_value) else "none (N_opt unbounded)") + (
             f" [{a_ci[0]:.3f}, {a_ci[1]:.3f}]" if a_ci else ""
         )
         mark = " *" if name == selected else "  "
