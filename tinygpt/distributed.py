@@ -118,8 +118,13 @@ def active() -> bool:
 
 
 def shutdown() -> None:
+    """Leave the group together: a rank that tears its gloo threads down while a peer is still
+    talking to it can abort ("terminate called without an active exception")."""
     if dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def broadcast(obj: Any) -> Any:
