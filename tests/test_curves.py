@@ -155,16 +155,19 @@ def test_the_curves_view_end_to_end(tmp_path, cache_dir):
     """tinygpt-analyze source=curves: the printed table, fit.json's "curves", the figures."""
     from tests.conftest import tinygpt_cli
 
-    proc = tinygpt_cli(
-        "source=curves",
-        f"source.path={FIXTURES / '25'}",
-        f"fit.curves.fit_on=[{','.join(FIT_ON)}]",
-        "fit.curves.bootstrap=3",
-        f"hydra.run.dir={tmp_path / 'out'}",
-        cwd=tmp_path,
-        cache_dir=cache_dir,
-        app="tinygpt.analyze",
-    )
+    def analyze(fit_on: str, out: str):
+        return tinygpt_cli(
+            "source=curves",
+            f"source.path={FIXTURES / '25'}",
+            f"fit.curves.fit_on=[{fit_on}]",
+            "fit.curves.bootstrap=3",
+            f"hydra.run.dir={tmp_path / out}",
+            cwd=tmp_path,
+            cache_dir=cache_dir,
+            app="tinygpt.analyze",
+        )
+
+    proc = analyze(",".join(FIT_ON), "out")
     assert proc.returncode == 0, proc.stderr
     assert "over 6 predicted runs" in proc.stdout and "cosine_72000" in proc.stdout
     report = json.loads((tmp_path / "out" / "fit.json").read_text())["curves"]
@@ -175,15 +178,7 @@ def test_the_curves_view_end_to_end(tmp_path, cache_dir):
         )
         assert s["max_relative_error"] < 0.02 and 0 <= s["inside_band"] <= 1
     assert (tmp_path / "out" / "curves_mpl.png").stat().st_size > 10_000
-    bad = tinygpt_cli(
-        "source=curves",
-        f"source.path={FIXTURES / '25'}",
-        "fit.curves.fit_on=[nope]",
-        f"hydra.run.dir={tmp_path / 'bad'}",
-        cwd=tmp_path,
-        cache_dir=cache_dir,
-        app="tinygpt.analyze",
-    )
+    bad = analyze("nope", "bad")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("tinygpt-analyze: error: fit.curves")
     assert pd.read_csv(FIXTURES / "25" / "wsdcon_9.csv")["loss"].isna().sum() == 2

@@ -117,6 +117,13 @@ def active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def group_world() -> World:
+    """The world of the process group this process has joined (one process: rank 0 of 1)."""
+    if not active():
+        return World()
+    return World(dist.get_rank(), 0, dist.get_world_size())
+
+
 def shutdown() -> None:
     """Leave the group together: a rank that tears its gloo threads down while a peer is still
     talking to it can abort ("terminate called without an active exception")."""

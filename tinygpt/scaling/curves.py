@@ -103,7 +103,6 @@ class _MPLFeatures:
         nb = int(bid[-1]) + 1 if len(ks) else 0
         g, w = gap[ks - 1], np.abs(gap[ks - 1])
         wsum = np.bincount(bid, w, nb)
-        self.gap = np.bincount(bid, g, nb)
         eta = np.bincount(bid, w * lr[ks], nb) / wsum
         s_before = np.bincount(bid, w * S[ks - 1], nb) / wsum  # Σ_{τ<k} η_τ at the centre
         last = np.zeros(nb, dtype=np.int64)
@@ -113,7 +112,7 @@ class _MPLFeatures:
         self.S1 = torch.tensor(S[steps])
         self.eta = torch.tensor(eta)
         self.area = torch.tensor(area)
-        self.gap_t = torch.tensor(self.gap)
+        self.gap = torch.tensor(np.bincount(bid, g, nb))
 
 
 class Form:
@@ -163,7 +162,7 @@ class MultiPower(Form):
     def predict(self, p: torch.Tensor, f: _MPLFeatures) -> torch.Tensor:
         L0, A, alpha, B, C, beta, gamma = p
         x = C * f.eta.pow(-gamma) * f.area
-        drop = (f.gap_t * (1 - (1 + x).pow(-beta))).sum(-1)
+        drop = (f.gap * (1 - (1 + x).pow(-beta))).sum(-1)
         return L0 + A * f.S1.pow(-alpha) + B * drop
 
     def starts(self, curves: list[Curve]) -> list[np.ndarray]:

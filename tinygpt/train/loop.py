@@ -150,7 +150,7 @@ def evaluate(
     model.eval()
     # Sums, not means: under several ranks each evaluates every world-size-th window and the
     # sums are added over the ranks (nanochat's loss_eval does the same with nats and bytes).
-    world = dist_world()
+    world = distributed.group_world()
     windows = windows[world.rank :: world.size]
     batch_size = max(1, batch_size // world.size)
     loss_sum = torch.zeros((), device=runtime.device, dtype=torch.float64)
@@ -187,15 +187,6 @@ def evaluate(
     if token_bytes is not None:
         out["bpb"] = nats / (math.log(2) * max(n_bytes, 1.0))
     return out
-
-
-def dist_world() -> distributed.World:
-    """The process group's world, as the evaluation shards over it."""
-    if not distributed.active():
-        return distributed.World()
-    import torch.distributed as dist
-
-    return distributed.World(dist.get_rank(), 0, dist.get_world_size())
 
 
 def fixed_windows(tokens: np.ndarray, cfg: DictConfig) -> torch.Tensor:
