@@ -19,6 +19,7 @@ keeps a log of its own beside the job's.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import subprocess
 import sys
@@ -124,14 +125,27 @@ def group_world() -> World:
     return World(dist.get_rank(), 0, dist.get_world_size())
 
 
-def shutdown() -> None:
-    """Leave the group together: a rank that tears its gloo threads down while a peer is still
-    talking to it can abort ("terminate called without an active exception")."""
-    if dist.is_initialized():
+def shutdown(together: bool) -> None:
+    """Leave the process group.
+
+    ``together``: every rank is leaving at this same point (training finished, or a stop all
+    ranks agreed on), so they meet at a barrier first: a rank that tears its gloo threads down
+    while a peer is still talking to it can abort ("terminate called without an active
+    exception"). After a failure there is no barrier: the peers may be inside another collective
+    and would wait for the group's timeout; closing this rank's connections is what tells them.
+    """
+    if not dist.is_initialized():
+        return
+    if together:
         try:
             dist.barrier()
         finally:
             dist.destroy_process_group()
+        return
+    try:
+        dist.destroy_process_group()
+    except Exception as e:  # the job has already failed; its own error is the one to show
+        logging.getLogger(__name__).debug("leaving the process group after a failure: %s", e)
 
 
 def broadcast(obj: Any) -> Any:
@@ -172,7 +186,6 @@ def agree_on_now() -> None:
 
 def rank_log(out: Path, world: World) -> None:
     """Ranks other than 0 write to ``<job>.rank<r>.log`` beside the job's log, not into it."""
-    import logging
 
     root = logging.getLogger()
     for handler in list(root.handlers):

@@ -222,15 +222,25 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
         log.info(
             "rank %d of %d (%s), pid %d", world.rank, world.size, cfg.hardware.strategy, os.getpid()
         )
+    together = False  # whether every rank is known to be leaving at this same point
     try:
-        return _run(cfg, out, world, runtime, compute)
+        result = _run(cfg, out, world, runtime, compute)
+        together = True
+        return result
+    except Stopped:
+        together = True  # the ranks agreed on the stop (any_rank) and checkpointed together
+        raise
     except Exception as e:
         if world.enabled and not world.main:
             distributed.record_error(out, world, e)
         raise
     finally:
         if world.enabled:
-            distributed.shutdown()
+            distributed.shutdown(together)
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal every rank acted on at the same step (one checkpoint was written)."""
 
 
 def world_size(cfg: DictConfig) -> int:
@@ -385,7 +395,7 @@ def _run(
         log.warning("%s at step %d; checkpoint %s", e, trainer.state.step, path)
         stops.restore()
         stops.forward(e.signum)  # e.g. submitit's SIGUSR2 handler: requeue, then exit
-        raise KeyboardInterrupt(str(e)) from None
+        raise Stopped(str(e)) from None
     except KeyboardInterrupt:
         status = "KILLED"  # before training started: nothing to checkpoint
         raise
