@@ -12,6 +12,19 @@ from omegaconf import DictConfig
 
 from tinygpt.app import config_dir
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, share the cores out: each worker (and every process its tests start,
+    through OMP_NUM_THREADS) gets its part, instead of every training taking all of them."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 # A model and run small enough for a unit test on two CPU cores.
 TINY = [
     "model=d32",

@@ -142,3 +142,28 @@ def test_austen_is_a_second_domain_of_chapters(make_cfg, tmp_path):
 def test_missing_austen_files_say_how_to_fetch_them(tmp_path):
     with pytest.raises(TinyGPTError, match="scripts/fetch_austen.sh"):
         corpora.austen(str(tmp_path))
+
+
+def test_kjv_austen_is_both_corpora_and_one_pass_holds_the_main_jobs_budgets(make_cfg, tmp_path):
+    data = prepare(
+        make_cfg(
+            "data=kjv_austen",
+            "data/tokenizer=bpe",
+            "data.tokenizer.vocab_size=1024",
+            f"data.cache_dir={tmp_path}",
+        ).data,
+        128,
+    )
+    described = data.describe()
+    assert described["train_documents"] + described["val_documents"] + described[
+        "test_documents"
+    ] == len(corpora.kjv()) + len(corpora.austen())
+    # The main job's largest budget is one pass at most (issue 24: no second pass).
+    assert described["train_tokens"] > 2_400_000
+
+
+def test_a_mix_names_the_part_that_is_not_a_corpus():
+    with pytest.raises(TinyGPTError, match=r"data.corpus.parts\[1\] is not a corpus"):
+        corpora.mix([["a doc"], {"_target_": "x"}])
+    with pytest.raises(TinyGPTError, match="data.corpus.parts is empty"):
+        corpora.mix([])

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 HOST="$(hostname -s)"
-CPUS="$(nproc)"
+CPUS="$(getconf _NPROCESSORS_ONLN)"  # not nproc: it follows OMP_NUM_THREADS, which pytest-xdist workers set
 MEM_MB=$(( $(awk '/^MemTotal:/{print $2}' /proc/meminfo) / 1024 * 95 / 100 ))  # below real memory
 DB_PASS="${SLURM_TEST_DB_PASS:-tinygpt-slurm-test}"
 

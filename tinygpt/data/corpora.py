@@ -151,6 +151,22 @@ def hf(
     return out
 
 
+def mix(parts: Sequence[list[str]]) -> list[str]:
+    """Several corpora as one: their documents side by side (each keeps its own unit). Hydra
+    instantiates each part (a corpus node with its own ``_target_``) before this is called."""
+    if not parts:
+        raise TinyGPTError("data.corpus.parts is empty: list the corpora to combine")
+    docs: list[str] = []
+    for i, part in enumerate(parts):
+        if isinstance(part, dict) or not all(isinstance(d, str) for d in part):
+            raise TinyGPTError(
+                f"data.corpus.parts[{i}] is not a corpus (a list of documents): give each part "
+                "a _target_ from tinygpt.data.corpora"
+            )
+        docs += part
+    return docs
+
+
 AUSTEN_HINT = "run scripts/fetch_austen.sh (it unpacks Debian's r-cran-janeaustenr; no R needed)"
 
 
