@@ -5,6 +5,7 @@ import inspect
 import itertools
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -142,3 +143,22 @@ def test_a_wrong_value_inside_an_option_fails_at_compose_time(override):
 
     with pytest.raises(ConfigCompositionException):
         composed(*override.split())
+
+
+def test_a_tuned_lr_per_width_replaces_the_peak_lr_of_that_width_only():
+    tuned = "optimizer.lr_by_width={16:0.012,64:0.003}"
+    for width, lr in [("d16", 0.012), ("d64", 0.003), ("d32", 4.0e-3)]:
+        cfg = composed("optimizer.lr=4e-3", tuned, f"model={width}")
+        with open_dict(cfg):
+            del cfg["hydra"]
+        job.validate(cfg)
+        assert cfg.optimizer.lr == pytest.approx(lr)
+
+
+def test_one_tuned_lr_per_size_is_a_scaling_study_and_three_per_size_an_lr_sweep():
+    from tinygpt.scaling.sources import kind_of
+
+    per_size = pd.DataFrame({"N": [1, 1, 2, 2, 3, 3], "optimizer.lr": [4, 4, 2, 2, 1, 1]})
+    assert kind_of(per_size) == "scaling"
+    sweep = pd.DataFrame({"N": [1, 1, 1, 2, 2, 2], "optimizer.lr": [1, 2, 4, 1, 2, 4]})
+    assert kind_of(sweep) == "lr_transfer"

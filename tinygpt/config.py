@@ -128,6 +128,10 @@ class OptimizerConfig:
     # by the option's schema below; any other class works from a schema-free option.
     impl: Any = MISSING
     lr: float = 1e-3
+    # Peak LR per model width (``model.d_model``) from a tuning study: a listed width trains at
+    # its value instead of ``lr`` (the run's logged ``optimizer.lr`` is the one it trained at).
+    # experiment=scaling records its tuned values here, with their evidence.
+    lr_by_width: dict[int, float] = field(default_factory=dict)
     weight_decay: float = 0.1
     # The LR schedule (``conf/optimizer/schedule/``): one of the schedule schemas below.
     schedule: Any = MISSING
@@ -388,8 +392,9 @@ class MlflowSourceConfig:
     _target_: str = "tinygpt.scaling.sources.from_mlflow"
     uri: str | None = None
     experiment: str = "tinygpt"
-    # A sweep's parent run id or name; null (and no filter) = the latest sweep.
-    sweep: str | None = None
+    # A sweep's parent run id or name, or a list of them (the rounds of one study, e.g. a
+    # tinygpt-plan round beside the sweep it planned from); null (and no filter) = the latest.
+    sweep: Any = None
     # An MLflow filter string over the experiment's runs, instead of a sweep.
     filter: str | None = None
     parameters: ParameterCount = ParameterCount.non_embedding
@@ -484,6 +489,46 @@ class AnalyzeConfig:
 
 
 @dataclass
+class PlanSettings:
+    """``tinygpt-plan``: the next round's runs for a compute budget and a target."""
+
+    # FLOPs the next round may spend (required), priced as WSD jobs train: a trunk to the largest
+    # budget plus a decay of decay_fraction of each smaller one.
+    flops: float | None = None
+    # n_opt: N_opt at at_flops (past the sweep); loss: the loss of ``model`` at ``tokens``;
+    # exponent: a of N_opt ∝ C^a at at_flops (default: the sweep's largest compute).
+    target: str = "n_opt"
+    at_flops: float | None = None
+    model: str | None = None  # a model preset (d128) or a parameter count N
+    tokens: float | None = None
+    # The law whose ensemble is planned on: a form of fit.forms, or null for the one the forward
+    # cross-validation selects.
+    form: str | None = None
+    # Candidate models (presets of conf/model; null: d8-d128 from the sweep's smallest size up)
+    # and token budgets (null: a doubling ladder from the sweep's smallest budget to 4x its
+    # largest).
+    models: list[str] | None = None
+    budgets: list[float] | None = None
+    # New seeds per model at most (seeds after the largest one the store holds).
+    max_seeds: int = 3
+    decay_fraction: float = 0.1
+    # Bootstrap refits of the law: the ensemble whose spread the plan shrinks.
+    bootstrap: int = 200
+    # The experiment preset the proposed commands start from.
+    experiment: str = "scaling"
+
+
+@dataclass
+class PlanConfig:
+    source: Any = MISSING
+    fit: FitConfig = field(default_factory=FitConfig)
+    plan: PlanSettings = field(default_factory=PlanSettings)
+    plots: bool = True
+    # Record the plan as an MLflow run nested under the sweep it read.
+    log_to_mlflow: bool = True
+
+
+@dataclass
 class SampleConfig:
     """``tinygpt-sample``: one prompt, ``n`` continuations."""
 
@@ -557,6 +602,7 @@ def register_configs() -> None:
         for name, node in schemas.items():
             cs.store(group=group, name=f"base_{name}", node=node)
     cs.store(name="base_analyze", node=AnalyzeConfig)
+    cs.store(name="base_plan", node=PlanConfig)
     cs.store(name="base_sample", node=SampleConfig)
     cs.store(name="base_eval", node=EvalConfig)
     cs.store(group="source", name="base_mlflow", node=MlflowSourceConfig)

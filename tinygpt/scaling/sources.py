@@ -7,6 +7,7 @@ C (training FLOPs), loss (the FINAL validation loss), seed, and every setting th
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ _NOT_SETTINGS = {"seed", "data.subset_seed", "data.cache_dir", "tracking.run_nam
 def from_mlflow(
     uri: str | None = None,
     experiment: str = "tinygpt",
-    sweep: str | None = None,
+    sweep: str | Sequence[str] | None = None,
     filter: str | None = None,
     parameters: str = "non_embedding",
     view: str = "auto",
@@ -48,16 +49,26 @@ def from_mlflow(
         where = name = f"filter {filter!r}"
     else:
         parents = store.find_runs("tags.sweep = 'true'")
-        if sweep:
-            parents = [p for p in parents if sweep in (p.info.run_id, p.info.run_name)]
+        wanted = [sweep] if isinstance(sweep, str) else [str(s) for s in sweep or []]
+        known = {x for p in parents for x in (p.info.run_id, p.info.run_name)}
+        missing = [w for w in wanted if w not in known]
+        if missing:  # one missing sweep of several is an error too
+            parents, sweep = [], missing[0]
+        elif wanted:
+            parents = [p for p in parents if {p.info.run_id, p.info.run_name} & set(wanted)]
         if not parents:
             raise TinyGPTError(
                 f"no sweep {'named ' + repr(sweep) + ' ' if sweep else ''}in experiment "
                 f"'{experiment}' at {store.uri}: run one (tinygpt -m ...) or pass "
                 'source.filter="<MLflow filter>"'
             )
-        parent_id = parents[0].info.run_id
-        runs = store.find_runs(f"tags.mlflow.parentRunId = '{parent_id}'")
+        parents = parents if wanted else parents[:1]
+        parent_id = parents[0].info.run_id  # the latest: an analysis is logged under it
+        runs = [
+            r
+            for p in parents
+            for r in store.find_runs(f"tags.mlflow.parentRunId = '{p.info.run_id}'")
+        ]
         # A job with training.budgets holds one child run per smaller budget (its cooldown branch).
         jobs = {r.info.run_id for r in runs}
         runs += [
@@ -65,8 +76,8 @@ def from_mlflow(
             for r in store.find_runs("tags.kind = 'branch'")
             if r.data.tags.get("mlflow.parentRunId") in jobs
         ]
-        where = f"sweep {parents[0].info.run_name} ({parent_id})"
-        name = parents[0].info.run_name
+        where = " + ".join(f"sweep {p.info.run_name} ({p.info.run_id})" for p in parents)
+        name = " + ".join(p.info.run_name for p in parents)
     runs = [
         r
         for r in runs
@@ -136,7 +147,11 @@ def kind_of(table: pd.DataFrame) -> str:
     if any(c.startswith("optimizer.schedule.") for c in table.columns):
         return "curves"
     lr = "optimizer.lr"
-    return "lr_transfer" if lr in table and table[lr].nunique() >= 3 else "scaling"
+    if lr not in table:
+        return "scaling"
+    # Three LRs for one size make an LR sweep; one tuned LR per size (lr_by_width) does not.
+    lrs = table.groupby("N")[lr].nunique().max() if "N" in table else table[lr].nunique()
+    return "lr_transfer" if lrs >= 3 else "scaling"
 
 
 def _curves(store: Store, runs: list, n_metric: str) -> list[dict]:

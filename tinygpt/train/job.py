@@ -49,6 +49,10 @@ def seed_everything(seed: int) -> None:
 
 def validate(cfg: DictConfig) -> None:
     GPTConfig.from_node(cfg.model, 1)  # the model's own checks, before the data is prepared
+    tuned = cfg.optimizer.get("lr_by_width") or {}
+    if cfg.model.d_model in tuned:
+        # Before anything is logged: the run records the LR it trains at.
+        cfg.optimizer.lr = float(tuned[cfg.model.d_model])
     if cfg.training.budgets:
         budgets(cfg)  # checks them: positive, distinct, branching after the warmup, WSD
         # The job's own run is the largest budget: record it as the run's token budget.
