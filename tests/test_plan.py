@@ -87,7 +87,9 @@ def synthetic_csv(path: Path) -> Path:
     rows = []
     for seed in (1, 2):
         N, D, L = observe(rng, points(first_round()), 0.01)
-        rows += [{"N": n, "D": d, "loss": loss, "seed": seed} for n, d, loss in zip(N, D, L)]
+        rows += [
+            {"N": n, "D": d, "loss": loss, "seed": seed} for n, d, loss in zip(N, D, L, strict=True)
+        ]
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
 

@@ -35,8 +35,9 @@ LADDER = [200_000.0 * 2**k for k in range(6)]  # 200k ... 6.4M
 
 def true_fit() -> FormFit:
     form = FORM_SPECS["chinchilla"]
-    theta = np.log([TRUE["A"], TRUE["B"]]).tolist() + [TRUE["alpha"], TRUE["beta"]]
-    theta = np.array([*theta, np.log(TRUE["E"])])
+    # tinygpt.scaling.fit.Problem's order: ln A, ln B, α, β, ln E.
+    theta = np.array([np.log(TRUE["A"]), np.log(TRUE["B"]), TRUE["alpha"], TRUE["beta"],
+                      np.log(TRUE["E"])])  # fmt: skip
     return FormFit(form, theta, 0.0, 0.0, 0)
 
 
