@@ -1,7 +1,7 @@
 """Does planning the next round pay? Simulated studies of a known law (tinygpt.scaling.plan_sim).
 
 Each study trains a first round (d16-d48 x 200k/400k/800k, one seed, 1 % noise in log loss),
-fits the Chinchilla form with 200 bootstrap refits, then spends the first round's compute again
+fits the Chinchilla form with 100 bootstrap refits, then spends the first round's compute again
 three ways: the plan of `tinygpt-plan` for the target, a uniform grid over the candidates
 (d8-d128 x 200k-6.4M), and more seeds of the first grid. Each arm is refitted for real; the
 table gives the target's 95 % CI width (median over studies), its ratio to the planned one, and
@@ -31,6 +31,7 @@ from tinygpt.scaling.plan_sim import FIRST_BUDGETS, SIZES, first_round, study
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--studies", type=int, default=20)
+    ap.add_argument("--bootstrap", type=int, default=100, help="refits per fit")
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/plan_rounds.json"))
     args = ap.parse_args()
     by = {s.name: s for s in SIZES}
@@ -47,7 +48,7 @@ def main() -> None:
                     "studies": args.studies, "round_flops": flops, "targets": {}}  # fmt: skip
     for label, target in targets.items():
         t0 = time.perf_counter()
-        runs = [study(seed, target) for seed in range(args.studies)]
+        runs = [study(seed, target, bootstrap=args.bootstrap) for seed in range(args.studies)]
         widths = {a: np.array([r[a].width for r in runs]) for a in ("planned", "grid", "seeds")}
         cover = {a: float(np.mean([r[a].covered for r in runs])) for a in widths}
         ratio = {a: float(np.median(widths[a] / widths["planned"])) for a in widths}

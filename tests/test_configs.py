@@ -98,11 +98,12 @@ def test_every_launcher_resolves(launcher):
     assert get_class(cfg.hydra.launcher._target_)
 
 
+@pytest.mark.parametrize("app", ["analyze", "plan"])
 @pytest.mark.parametrize("source", options("source"))
-def test_every_analysis_source_binds(source):
+def test_every_analysis_source_binds(source, app):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(
-            "analyze",
+            app,
             overrides=[f"source={source}", "source.path=runs.csv"]
             if source != "mlflow"
             else [f"source={source}"],
