@@ -147,7 +147,7 @@ def test_a_wrong_value_inside_an_option_fails_at_compose_time(override):
 
 
 def test_a_tuned_lr_per_width_replaces_the_peak_lr_of_that_width_only():
-    tuned = "optimizer.lr_by_width={16:0.012,64:0.003}"
+    tuned = "++optimizer.lr_by_width={16:0.012,64:0.003}"  # ++: a dict override merges keys
     for width, lr in [("d16", 0.012), ("d64", 0.003), ("d32", 4.0e-3)]:
         cfg = composed("optimizer.lr=4e-3", tuned, f"model={width}")
         with open_dict(cfg):

@@ -65,8 +65,8 @@ def candidates(models: list[str] | None, table: pd.DataFrame) -> list[Size]:
 def budget_ladder(table: pd.DataFrame) -> list[float]:
     """Doublings from the sweep's smallest budget to 4x its largest."""
     d_min, d_max = float(table["D"].min()), float(table["D"].max())
-    ladder = [d_min * 2**k for k in range(40) if d_min * 2**k <= 4 * d_max * 1.0001]
-    return [float(round(d, -3)) for d in ladder]
+    start = float(f"{d_min:.2g}")  # the budget asked for, not the whole steps it became
+    return [start * 2**k for k in range(40) if start * 2**k <= 4 * d_max * 1.0001]
 
 
 def target_of(cfg: DictConfig, table: pd.DataFrame) -> Target:
