@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import warnings
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tinygpt.app import config_dir
 from tinygpt.config import register_configs
-from tinygpt.errors import TinyGPTError, instantiate
+from tinygpt.errors import TinyGPTError, instantiate, one_line_errors
 from tinygpt.scaling.analysis import Analysis
 from tinygpt.scaling.holdout import Holdout
 from tinygpt.scaling.laws import FitSettings, Law, compute_optimal_at
@@ -318,12 +317,8 @@ def run(cfg: DictConfig, out: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="analyze")
 def _main(cfg: DictConfig) -> None:
-    try:
+    with one_line_errors("tinygpt-analyze", log):
         run(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except TinyGPTError as e:
-        log.error("%s", e)
-        print(f"tinygpt-analyze: error: {e}", file=sys.stderr)
-        sys.exit(2)
 
 
 def main() -> None:

@@ -4,6 +4,13 @@ Entry points catch it once and print its message as a single line; anything else
 keeps its traceback.
 """
 
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+
 
 class TinyGPTError(Exception):
     """A problem with the user's input, with a message that names the setting to change."""
@@ -40,3 +47,15 @@ def _bad_arguments(error: BaseException) -> bool:
     while tb.tb_next is not None:
         tb = tb.tb_next
     return "hydra" in tb.tb_frame.f_code.co_filename
+
+
+@contextlib.contextmanager
+def one_line_errors(app: str, log: logging.Logger) -> Iterator[None]:
+    """A TinyGPTError leaves the app as one line on stderr and exit status 2 (bad input); any
+    other exception keeps its traceback (a bug)."""
+    try:
+        yield
+    except TinyGPTError as e:
+        log.error("%s", e)
+        print(f"{app}: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import hydra
@@ -27,7 +26,7 @@ from omegaconf import DictConfig
 
 from tinygpt.app import config_dir
 from tinygpt.config import register_configs
-from tinygpt.errors import TinyGPTError, instantiate
+from tinygpt.errors import TinyGPTError, instantiate, one_line_errors
 from tinygpt.scaling.plan import TARGETS, Plan, Size, Target, choose
 
 log = logging.getLogger("tinygpt.plan")
@@ -263,12 +262,8 @@ def run(cfg: DictConfig, out: Path) -> Plan:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="plan")
 def _main(cfg: DictConfig) -> None:
-    try:
+    with one_line_errors("tinygpt-plan", log):
         run(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except TinyGPTError as e:
-        log.error("%s", e)
-        print(f"tinygpt-plan: error: {e}", file=sys.stderr)
-        sys.exit(2)
 
 
 def main() -> None:

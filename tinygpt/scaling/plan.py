@@ -129,7 +129,6 @@ class Plan:
         }
 
 
-
 def posterior_variance(t: np.ndarray, Y: np.ndarray, noise: np.ndarray) -> float:
     """Var(t | Y observed with noise variances ``noise``), from the ensemble (rows = members)."""
     if Y.shape[1] == 0:
