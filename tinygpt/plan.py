@@ -87,9 +87,11 @@ def target_of(cfg: DictConfig, table: pd.DataFrame) -> Target:
         return Target("exponent", at_flops=float(p.at_flops or c_max))
     if p.model is None or p.tokens is None:
         raise TinyGPTError("plan.target=loss needs plan.model=<preset or N> and plan.tokens=<D>")
-    model = str(p.model)
-    n = float(model) if model.replace(".", "", 1).replace("e", "", 1).isdigit() else None
-    return Target("loss", N=n if n is not None else preset_size(model).N, D=float(p.tokens))
+    try:
+        n = float(p.model)  # a parameter count
+    except ValueError:
+        n = preset_size(str(p.model)).N  # a preset's name
+    return Target("loss", N=n, D=float(p.tokens))
 
 
 def fitted_form(cfg: DictConfig, table: pd.DataFrame):
