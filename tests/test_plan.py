@@ -4,6 +4,7 @@ against a grid and more seeds, and the CLI end to end on a CSV and on an MLflow 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -148,13 +149,16 @@ def test_too_few_runs_is_one_line(tmp_path, cache_dir):
 
 @pytest.mark.slow
 def test_a_plan_of_an_mlflow_sweep_is_a_run_under_it(sweep_store, cache_dir, tmp_path):
-    uri = f"sqlite:///{sweep_store / 'mlflow.db'}"
+    # A copy: the shared store's other readers count its analysis runs.
+    shutil.copy(sweep_store / "mlflow.db", tmp_path / "store.db")
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("tinygpt").experiment_id
     (sweep,) = client.search_runs(exp, "tags.sweep = 'true'")
     proc = plan_cli(
         f"source.uri={uri}", f"source.sweep=[{sweep.info.run_name}]", "plan.flops=5e10",
-        "plan.target=exponent", "plan.form=chinchilla", "plan.bootstrap=40", "plots=false",
+        "plan.target=loss", "plan.model=d128", "plan.tokens=7680", "plan.form=chinchilla",
+        "plan.bootstrap=40", "plots=false",
         cwd=tmp_path, cache_dir=cache_dir,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
