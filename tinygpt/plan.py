@@ -36,10 +36,9 @@ register_configs()
 
 def preset_size(name: str) -> Size:
     """A model preset's N (non-embedding, as the laws count it) and FLOPs per token."""
-    import torch
     from hydra import compose
 
-    from tinygpt.model import GPTConfig, TinyGPT
+    from tinygpt.train.compute import meta_model
 
     try:
         node = compose("config", overrides=[f"model={name}"]).model
@@ -47,8 +46,7 @@ def preset_size(name: str) -> Size:
         raise TinyGPTError(
             f"plan.models: no model preset {name!r} (the options of conf/model, e.g. d64)"
         ) from None
-    with torch.device("meta"):
-        model = TinyGPT(GPTConfig.from_node(node, 1))
+    model = meta_model(node)
     return Size(name, float(model.num_non_embedding_parameters()), float(model.flops_per_token()))
 
 
@@ -154,13 +152,6 @@ def report(plan: Plan, form: str, cmds: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _short(v: float) -> str:
-    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if v >= div:
-            return f"{v / div:g}{unit}"
-    return f"{v:g}"
-
-
 def figure(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
     """The (N, D) plane: runs done (grey, area by seeds), proposed (red, seeds written beside),
     the target's point, and lines of equal compute."""
@@ -168,7 +159,8 @@ def figure(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    from tinygpt.scaling.plots import LABELS, readable_log_axis, save
 
     fig, ax = plt.subplots(figsize=(7.0, 4.8))
     done = table.groupby(["N", "D"]).size().reset_index(name="seeds")
@@ -195,18 +187,13 @@ def figure(table: pd.DataFrame, plan: Plan, path: Path) -> Path:
     if plan.target.kind == "loss":
         ax.scatter([plan.target.D], [plan.target.N], marker="*", s=180, c="C0", label="target")
     ax.set(xscale="log", yscale="log", xlim=(d_lo, d_hi), ylim=(n_lo, n_hi),
-           xlabel="tokens D", ylabel="parameters N (non-embedding)")  # fmt: skip
-    for axis in (ax.xaxis, ax.yaxis):  # 1-2-5 ticks written as 200k, 1M
-        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        axis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
-        axis.set_minor_formatter(NullFormatter())
+           xlabel=LABELS["D"], ylabel=LABELS["N"])  # fmt: skip
+    readable_log_axis(ax.xaxis, d_lo, d_hi, "D")
+    readable_log_axis(ax.yaxis, n_lo, n_hi, "N")
     ax.set_title(f"next round for {plan.target.describe()}\n95% CI {plan.narrowing:.2f}x "
                  "narrower (predicted)", fontsize=10)  # fmt: skip
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def run(cfg: DictConfig, out: Path) -> Plan:

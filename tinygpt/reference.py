@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import inspect
 import typing
 from enum import Enum
@@ -28,10 +29,15 @@ HYDRA_KEYS = {
 }
 
 
+@functools.lru_cache
+def _source(path: str) -> tuple[list[str], ast.Module]:
+    text = Path(path).read_text()
+    return text.splitlines(), ast.parse(text)
+
+
 def comments(cls: type) -> dict[str, str]:
     """Field name -> its description, read from the source of the module defining ``cls``."""
-    lines = Path(inspect.getsourcefile(cls) or "").read_text().splitlines()
-    tree = ast.parse("\n".join(lines))
+    lines, tree = _source(inspect.getsourcefile(cls) or "")
     node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
     out: dict[str, str] = {}
     previous_end = node.lineno  # the class line: a first field may have comments above it

@@ -175,18 +175,16 @@ def choose(
     }  # (members, budgets) per size
     column = {(s.name, float(d)): pred[s.name][:, i] for s in sizes for i, d in enumerate(budgets)}
     jobs: dict[str, list[Job]] = {s.name: [] for s in sizes}
-    chosen: list[tuple[Size, float]] = []
+    Y = np.empty((len(t), 0))  # the chosen runs' predictions, a column each
     spent = 0.0
-    var_now = posterior_variance(t, np.empty((len(t), 0)), np.empty(0))
-    var0 = var_now
+    var_now = var0 = posterior_variance(t, Y, np.empty(0))
     while True:
         best, best_gain, best_cost, best_job = None, 0.0, 0.0, None
-        Y = np.column_stack([column[(s.name, d)] for s, d in chosen]) if chosen else None
         for size, d in cands:
             job, cost = _slot(jobs[size.name], size, d, seeds_start, max_seeds, decay_fraction)
             if job is None or spent + cost > flops:
                 continue
-            Yc = column[(size.name, d)][:, None] if Y is None else np.c_[Y, column[(size.name, d)]]
+            Yc = np.c_[Y, column[(size.name, d)]]
             var = posterior_variance(t, Yc, np.full(Yc.shape[1], sigma**2))
             gain = (var_now - var) / cost
             if gain > best_gain:
@@ -197,9 +195,8 @@ def choose(
         if best_job not in jobs[size.name]:
             jobs[size.name].append(best_job)
         best_job.budgets = sorted([*best_job.budgets, d])
-        chosen.append(best)
         spent += best_cost
-        Y = np.column_stack([column[(s.name, dd)] for s, dd in chosen])
+        Y = np.c_[Y, column[(size.name, d)]]
         var_now = posterior_variance(t, Y, np.full(Y.shape[1], sigma**2))
     centre = float(np.median(t))
     lo, hi = np.percentile(t, [2.5, 97.5])

@@ -21,10 +21,14 @@ from tinygpt.train.schedules import WSD
 log = logging.getLogger("tinygpt")
 
 
-def flops_per_token(model_cfg: DictConfig) -> int:
+def meta_model(model_cfg: DictConfig) -> TinyGPT:
+    """The model a config describes, on the meta device: its sizes without its memory."""
     with torch.device("meta"):
-        model = TinyGPT(GPTConfig.from_node(model_cfg, 1))
-    return model.flops_per_token()
+        return TinyGPT(GPTConfig.from_node(model_cfg, 1))
+
+
+def flops_per_token(model_cfg: DictConfig) -> int:
+    return meta_model(model_cfg).flops_per_token()
 
 
 def compute_plan(cfg: DictConfig) -> dict[int, float]:
