@@ -65,6 +65,22 @@ def test_analyze_app_fits_the_sweep_and_logs_a_linked_run(sweep_store, cache_dir
     assert analysis.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert "L_N.alpha" in analysis.data.metrics
     assert "fit.json" in {a.path for a in client.list_artifacts(analysis.info.run_id)}
+    # The runs' descriptions in the UI: the analysis holds its printed report; the sweep lists
+    # its 8 jobs, each linked with its final loss, and links the analysis.
+    note = analysis.data.tags["mlflow.note.content"]
+    assert "```text\n8 runs from" in note and "L(N): L(N) = " in note
+    sweep_note = client.get_run(parent.info.run_id).data.tags["mlflow.note.content"]
+    children = client.search_runs(
+        [exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    jobs = [r for r in children if r.data.tags.get("kind") != "analysis"]
+    assert len(jobs) == 8
+    for job in jobs:
+        loss = f"{job.data.metrics['final_val_loss']:.4f}"
+        link = f"[{job.info.run_name}](#/experiments/{exp.experiment_id}/runs/{job.info.run_id})"
+        assert f"| {link} | FINISHED | {loss} |" in sweep_note
+    assert "`tinygpt -m model=d32,d48,d64,d96 seed=1,2" in sweep_note
+    assert f"(#/experiments/{exp.experiment_id}/runs/{analysis.info.run_id})" in sweep_note
 
 
 @pytest.mark.parametrize(

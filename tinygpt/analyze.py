@@ -1,4 +1,13 @@
-"""`tinygpt-analyze`: the Hydra app that fits scaling laws to runs and writes the evidence."""
+"""`tinygpt-analyze`: fit scaling laws to runs and write the evidence: every law the runs
+support with bootstrap CIs, the law forms chosen by forward cross-validation, the compute-optimal
+allocation three ways, the check on the largest model no fit saw; or, by what the runs are, an
+LR-transfer, adaptation or whole-curve view. Writes points.csv, fit.json and figures, and an
+MLflow run nested under the sweep it read.
+
+    tinygpt-analyze                                   # the newest sweep of ./mlflow.db
+    tinygpt-analyze source.sweep=<parent run id or name> fit.bootstrap=4000
+    tinygpt-analyze source=csv source.path=runs.csv source.columns.N=params
+"""
 
 from __future__ import annotations
 
@@ -24,29 +33,59 @@ log = logging.getLogger("tinygpt.analyze")
 register_configs()
 
 
+class Report:
+    """What a view prints, kept as it goes: the analysis run's description in MLflow."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, text: str) -> None:
+        print(text)
+        self.lines.append(text)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
 def log_analysis(
-    cfg: DictConfig, table: pd.DataFrame, title: str, metrics: dict[str, float], paths: list[Path]
+    cfg: DictConfig,
+    table: pd.DataFrame,
+    title: str,
+    metrics: dict[str, float],
+    paths: list[Path],
+    report: str,
 ) -> str:
-    """The analysis as an MLflow run nested under the sweep it read: config, figures, metrics."""
-    from tinygpt.tracking.mlflow_run import Store, Tracker, flatten
+    """The analysis as an MLflow run nested under the sweep it read: config, figures, metrics,
+    the printed report as its description; the sweep's description gains a link to it."""
+    from tinygpt.tracking.mlflow_run import Store, Tracker, flatten, with_retry
+    from tinygpt.tracking.notes import NOTE, analysis_note, with_analysis_link
 
     store = Store.connect(cfg.source.uri, cfg.source.experiment, setting="source.uri")
     name = f"{title} of {table.attrs.get('source_name')}"[:250]
-    tracker = Tracker.start(
-        store, name, {"kind": "analysis"}, parent_run_id=table.attrs.get("sweep_run_id")
-    )
+    sweep = table.attrs.get("sweep_run_id")
+    tracker = Tracker.start(store, name, {"kind": "analysis"}, parent_run_id=sweep)
     try:
         tracker.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
         tracker.log_metrics(metrics, 0)
+        tracker.set_tags({NOTE: analysis_note(name, report)})
         for p in paths:
             tracker.log_artifact(p)
     finally:
         tracker.close("FINISHED")
+    if sweep:
+        swept = with_retry(lambda: store.client.get_run(sweep))
+        note = with_analysis_link(
+            swept.data.tags.get(NOTE, ""), store.experiment_id, tracker.run_id, name
+        )
+        with_retry(lambda: store.client.set_tag(sweep, NOTE, note))
     print(f"MLflow run {tracker.run_id}: {tracker.browse_hint()}")
     return tracker.run_id
 
 
-def _log_to_mlflow(cfg: DictConfig, analysis: Analysis, paths: list[Path]) -> str | None:
+def _log_to_mlflow(
+    cfg: DictConfig, analysis: Analysis, paths: list[Path], report: str
+) -> str | None:
     metrics = {}
     for law_name, law in analysis.laws.items():
         key = law_name.replace("(", "_").replace(")", "").replace(", ", "_").replace(" ", "_")
@@ -59,7 +98,7 @@ def _log_to_mlflow(cfg: DictConfig, analysis: Analysis, paths: list[Path]) -> st
     for law_name, check in analysis.holdouts.items():
         key = law_name.replace("(", "_").replace(")", "").replace(", ", "_")
         metrics[f"holdout.{key}.max_abs_relative_error"] = check.max_abs_relative_error
-    return log_analysis(cfg, analysis.table, "analysis", metrics, paths)
+    return log_analysis(cfg, analysis.table, "analysis", metrics, paths, report)
 
 
 def allocation(law: Law, analysis: Analysis) -> str:
@@ -188,6 +227,10 @@ def forms_report(table: pd.DataFrame, cfg: DictConfig, out: Path) -> str:
         **{name: rep.to_dict(c_max) for name, rep in reports.items()},
     }
     path.write_text(json.dumps(report, indent=2, default=float))
+    if cfg.plots:
+        from tinygpt.scaling.plots import forms_figure
+
+        forms_figure(table, held, reports, chosen, out / "forms.png")
     return selection.text(chosen, reports, c_max)
 
 
@@ -244,31 +287,33 @@ def scaling_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
         warnings.simplefilter("ignore", RuntimeWarning)
         analysis = analyze(table, FitSettings(**settings))
     paths = write(analysis, out, plots=cfg.plots)
-    print(f"{len(analysis.table)} runs from {table.attrs.get('source')}")
+    say = Report()
+    say(f"{len(analysis.table)} runs from {table.attrs.get('source')}")
     for name, law in analysis.laws.items():
         ci = law.to_dict().get("bootstrap", {}).get("ci95", {})
         bands = ", ".join(f"{p} ∈ [{lo:.4g}, {hi:.4g}]" for p, (lo, hi) in ci.items())
-        print(
+        say(
             f"  {name}: {law.formula()}   R²(log) = {law.r2:.4f}"
             + (f"\n    95% CI: {bands}" if bands else "")
         )
         for w in law.warnings:
-            print(f"    warning: {w}")
+            say(f"    warning: {w}")
         if law.variables == ["N", "D"]:
-            print(allocation(law, analysis))
+            say(allocation(law, analysis))
     for name, why in analysis.skipped.items():
-        print(f"  {name}: skipped ({why})")
+        say(f"  {name}: skipped ({why})")
     if analysis.isoflop is not None:
-        print(isoflop_report(analysis))
+        say(isoflop_report(analysis))
     exponents = exponents_report(analysis)
     if exponents:
-        print(exponents)
+        say(exponents)
     if analysis.holdout is not None:
-        print(holdout_report(analysis.holdout))
+        say(holdout_report(analysis.holdout))
     if cfg.fit.forms and "L(N, D)" in analysis.laws:
-        print(forms_report(analysis.table, cfg, out))
+        say(forms_report(analysis.table, cfg, out))
+        paths += [p for p in (out / "forms.png",) if p.exists()]
     if cfg.log_to_mlflow and "sweep_run_id" in table.attrs:
-        _log_to_mlflow(cfg, analysis, paths)
+        _log_to_mlflow(cfg, analysis, paths, say.text)
     print(f"plots, points.csv and fit.json in {out}")
 
 
@@ -283,21 +328,24 @@ def curves_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
     curves = to_curves(table)
     report, fitted = curve_report.analyze_curves(curves, settings, table.attrs.get("run_ids"))
     paths = curve_report.write(report, fitted, curves, out, plots=cfg.plots)
-    print(f"{len(curves)} loss curves from {table.attrs.get('source')}")
-    print(curve_report.text(report))
+    say = Report()
+    say(f"{len(curves)} loss curves from {table.attrs.get('source')}")
+    say(curve_report.text(report))
     if cfg.log_to_mlflow and table.attrs.get("sweep_run_id"):
-        _log_curves_to_mlflow(cfg, table, report, paths)
+        _log_curves_to_mlflow(cfg, table, report, paths, say.text)
     print(f"{', '.join(p.name for p in paths)} in {out}")
 
 
-def _log_curves_to_mlflow(cfg: DictConfig, table: pd.DataFrame, report: dict, paths) -> None:
+def _log_curves_to_mlflow(
+    cfg: DictConfig, table: pd.DataFrame, report: dict, paths: list[Path], printed: str
+) -> None:
     metrics = {
         f"curves.{law_name}.{key}": s[key]
         for law_name, s in report["laws"].items()
         for key in ("mean_relative_error", "max_relative_error", "inside_band")
         if key in s
     }
-    log_analysis(cfg, table, "curves", metrics, paths)
+    log_analysis(cfg, table, "curves", metrics, paths, printed)
 
 
 # The source labels its table with the study it holds (``table.attrs["kind"]``).

@@ -1,4 +1,12 @@
-"""`tinygpt`: the Hydra entry point. Composes the config and hands it to its job (``conf/job/``)."""
+"""`tinygpt`: train a model (or run an adaptation experiment): composes the config from
+``conf/`` and hands it to its job (``conf/job/``); ``-m`` makes a sweep, one MLflow parent run
+with a child per job.
+
+    tinygpt model=d128 training.tokens=2000000 seed=7
+    tinygpt -m experiment=scaling                      # the main job
+    tinygpt -m model=d32,d64 seed=1,2 hydra/launcher=slurm_cpu
+    tinygpt training.resume=true hydra.run.dir=outputs/<date>/<time>
+"""
 
 from __future__ import annotations
 

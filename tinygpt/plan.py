@@ -230,8 +230,8 @@ def run(cfg: DictConfig, out: Path) -> Plan:
     plan = choose(fit, target, sizes, budgets, float(p.flops), seeds_start, p.max_seeds,
                   p.decay_fraction)  # fmt: skip
     cmds = commands(plan, p.experiment)
-    print(f"{len(table)} runs from {table.attrs.get('source')}")
-    print(report(plan, form, cmds))
+    printed = f"{len(table)} runs from {table.attrs.get('source')}\n{report(plan, form, cmds)}"
+    print(printed)
     out.mkdir(parents=True, exist_ok=True)
     record = {"form": form, "formula": fit.form.formula, **plan.to_dict(), "commands": cmds}
     (out / "plan.json").write_text(json.dumps(record, indent=2, default=float))
@@ -244,7 +244,7 @@ def run(cfg: DictConfig, out: Path) -> Plan:
         metrics = {"plan.flops": plan.flops, "plan.narrowing": plan.narrowing}
         for when, (lo, hi) in (("before", plan.ci_before), ("after", plan.ci_after)):
             metrics |= {f"plan.ci_{when}_low": lo, f"plan.ci_{when}_high": hi}
-        log_analysis(cfg, table, "plan", metrics, paths)
+        log_analysis(cfg, table, "plan", metrics, paths, printed)
     print(f"{', '.join(x.name for x in paths)} in {out}")
     return plan
 

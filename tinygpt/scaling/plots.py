@@ -414,3 +414,62 @@ def curves_figure(curves: list, fitted: dict, fit_on: set[str], law_name: str, p
         bottom.xaxis.set_major_formatter(EngFormatter(sep=""))
         bottom.grid(alpha=0.3)
     return save(fig, path)
+
+
+def forms_figure(
+    table: pd.DataFrame, held: pd.Series | None, reports: dict, selected: str, path: Path
+) -> Path:
+    """The law forms side by side. Left: every size's measured means against D with the selected
+    form, fitted without the held-out model, over each (dashed where it extrapolates to the
+    held-out one). Right: the held-out model alone, each form's prediction as a line and the
+    selected one's band for a mean of its seeds."""
+    sns.set_theme(style="whitegrid")
+    held = pd.Series(False, index=table.index) if held is None else held
+    grid = np.geomspace(table["D"].min() / 1.3, table["D"].max() * 1.3, 150)
+    means = table.groupby(["N", "D"], as_index=False)["loss"].agg(["mean", "min", "max", "size"])
+    held_n = set(table.loc[held, "N"])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
+    sizes = sorted(table["N"].unique())
+    colors = sns.color_palette("viridis", len(sizes))
+    best = reports[selected].fit
+    for n, color in zip(sizes, colors, strict=True):
+        rows = means[means["N"] == n]
+        out = n in held_n
+        left.errorbar(
+            rows["D"], rows["mean"], yerr=[rows["mean"] - rows["min"], rows["max"] - rows["mean"]],
+            fmt="*" if out else "o", ms=9 if out else 4, color=color, capsize=2,
+            label=f"N = {n:,.0f}" + (" (held out)" if out else ""),
+        )  # fmt: skip
+        left.plot(grid, best.predict(np.full_like(grid, n), grid), "--" if out else "-",
+                  color=color, lw=1.2)  # fmt: skip
+    left.set_title(f"selected by forward CV: {selected}\n{best.form.formula}", fontsize=8)
+    left.legend(fontsize=7, loc="upper right")
+    if held_n:
+        n = max(held_n)
+        rows = means[means["N"] == n]
+        form_colors = sns.color_palette("tab10", len(reports))
+        for (name, rep), color in zip(reports.items(), form_colors, strict=True):
+            if rep.fit is None:
+                continue
+            lw, alpha = (2.2, 1.0) if name == selected else (1.2, 0.8)
+            tag = name + (" (selected)" if name == selected else "")
+            line = rep.fit.predict(np.full_like(grid, n), grid)
+            right.plot(grid, line, color=color, lw=lw, alpha=alpha, label=tag)
+            if name == selected:
+                band = rep.fit.band(np.full_like(grid, n), grid, int(rows["size"].max()))
+                if band is not None:
+                    right.fill_between(grid, *band, color=color, alpha=0.15, lw=0,
+                                       label="its 95% band for a mean of the seeds")  # fmt: skip
+        right.errorbar(
+            rows["D"], rows["mean"], yerr=[rows["mean"] - rows["min"], rows["max"] - rows["mean"]],
+            fmt="*", ms=11, color="crimson", capsize=2, label="measured (seeds' range)", zorder=5,
+        )  # fmt: skip
+        right.set_title(f"the held-out model, N = {n:,.0f}: each form fitted without it",
+                        fontsize=8)  # fmt: skip
+        right.legend(fontsize=7, loc="upper right")
+    for ax in (left, right):
+        ax.set(xscale="log", yscale="log", xlabel=LABELS["D"])
+        readable_log_axis(ax.xaxis, *ax.get_xlim(), "D")
+    left.set_ylabel("final validation loss")
+    readable_log_axis(left.yaxis, *left.get_ylim())
+    return save(fig, path)

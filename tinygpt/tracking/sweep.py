@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tinygpt.launchers import launcher_problem
 from tinygpt.tracking.mlflow_run import Store, Tracker
+from tinygpt.tracking.notes import NOTE, sweep_note
 
 PARENT_ENV = "TINYGPT_MLFLOW_PARENT_RUN_ID"
 PARENT_FILE = "mlflow_parent_run_id"
@@ -74,6 +75,7 @@ class MLflowSweepCallback(Callback):
             tracking.run_name or f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",
             {"sweep": "true", "sweep_dir": str(sweep_dir), "sweep_overrides": grid},
         )
+        self.grid, self.sweep_dir = grid, str(sweep_dir)
         os.environ[PARENT_ENV] = self.tracker.run_id
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_FILE).write_text(self.tracker.run_id)
@@ -101,6 +103,7 @@ class MLflowSweepCallback(Callback):
         atexit.unregister(self._close)
         os.environ.pop(PARENT_ENV, None)
         children = self.store.find_runs(f"tags.mlflow.parentRunId = '{tracker.run_id}'")
+        tracker.set_tags({NOTE: sweep_note(self.grid, self.sweep_dir, children)})
         failed = [c.info.run_name for c in children if c.info.status in ("FAILED", "KILLED")]
         unfinished = [c.info.run_name for c in children if c.info.status == "RUNNING"]
         if failed or unfinished:
