@@ -160,5 +160,39 @@ def test_the_ui_shows_the_sweep_its_children_a_chart_and_the_analysis_figure(
 
         assert wait_for(browser, shown_images)
         browser.save_screenshot(str(tmp_path / "3-analysis-figure.png"))
-    for name in ("1-runs-table.png", "2-val-loss-chart.png", "3-analysis-figure.png"):
+
+        # 4. The analysis run's description is the report it printed (MLflow renders the note).
+        analysis = next(r for r in store["runs"] if r.data.tags.get("kind") == "analysis")
+        report_line = next(
+            ln.strip() for ln in analysis.data.tags["mlflow.note.content"].splitlines()
+            if ln.strip().startswith("L(N): L(N) =")
+        )  # fmt: skip
+
+        def body_has(text: str):
+            return lambda: text in browser.find_element(By.TAG_NAME, "body").text
+
+        browser.get(f"{uri}/{run_page}?workflowType=machine_learning")
+        wait_for(browser, body_has(report_line))
+        browser.save_screenshot(str(tmp_path / "4-analysis-description.png"))
+
+        # 5. The sweep's description lists its jobs and links the analysis: follow the link.
+        browser.get(
+            f"{uri}/#/experiments/{exp}/runs/{parent.info.run_id}?workflowType=machine_learning"
+        )
+        wait_for(browser, body_has("tinygpt -m"))
+        # A long description is shown folded: unfold it as a reader would.
+        more = wait_for(browser, lambda: browser.find_elements(By.XPATH, "//*[text()='Show more']"))
+        more[0].click()
+        wait_for(browser, body_has("Analyses of this sweep"))
+        for child in children:
+            wait_for(browser, body_has(child.info.run_name))
+        browser.save_screenshot(str(tmp_path / "5-sweep-description.png"))
+        link = wait_for(
+            browser, lambda: browser.find_elements(By.LINK_TEXT, analysis.info.run_name)
+        )
+        link[0].click()
+        wait_for(browser, body_has(report_line))
+    shots = ("1-runs-table.png", "2-val-loss-chart.png", "3-analysis-figure.png",
+             "4-analysis-description.png", "5-sweep-description.png")  # fmt: skip
+    for name in shots:
         assert (tmp_path / name).stat().st_size > 20_000
