@@ -77,7 +77,8 @@ def test_analyze_app_fits_the_sweep_and_logs_a_linked_run(sweep_store, cache_dir
     assert len(jobs) == 8
     for job in jobs:
         loss = f"{job.data.metrics['final_val_loss']:.4f}"
-        link = f"[{job.info.run_name}](#/experiments/{exp.experiment_id}/runs/{job.info.run_id})"
+        label = f"model=d{job.data.params['model.d_model']} seed={job.data.params['seed']}"
+        link = f"[{label}](#/experiments/{exp.experiment_id}/runs/{job.info.run_id})"
         assert f"| {link} | FINISHED | {loss} |" in sweep_note
     assert "`tinygpt -m model=d32,d48,d64,d96 seed=1,2" in sweep_note
     assert f"(#/experiments/{exp.experiment_id}/runs/{analysis.info.run_id})" in sweep_note

@@ -162,7 +162,9 @@ def test_the_ui_shows_the_sweep_its_children_a_chart_and_the_analysis_figure(
         browser.save_screenshot(str(tmp_path / "3-analysis-figure.png"))
 
         # 4. The analysis run's description is the report it printed (MLflow renders the note).
-        analysis = next(r for r in store["runs"] if r.data.tags.get("kind") == "analysis")
+        # (the store may hold an earlier analysis of the same sweep, under the same name)
+        analysis_id = run_page.rsplit("/", 1)[1]
+        analysis = next(r for r in store["runs"] if r.info.run_id == analysis_id)
         report_line = next(
             ln.strip() for ln in analysis.data.tags["mlflow.note.content"].splitlines()
             if ln.strip().startswith("L(N): L(N) =")
@@ -184,13 +186,16 @@ def test_the_ui_shows_the_sweep_its_children_a_chart_and_the_analysis_figure(
         more = wait_for(browser, lambda: browser.find_elements(By.XPATH, "//*[text()='Show more']"))
         more[0].click()
         wait_for(browser, body_has("Analyses of this sweep"))
-        for child in children:
-            wait_for(browser, body_has(child.info.run_name))
+        for child in children:  # each job by what the sweep varied
+            seed, model = child.data.params["seed"], child.data.params["model.d_model"]
+            wait_for(browser, body_has(f"model=d{model} seed={seed}"))
         browser.save_screenshot(str(tmp_path / "5-sweep-description.png"))
         link = wait_for(
-            browser, lambda: browser.find_elements(By.LINK_TEXT, analysis.info.run_name)
+            browser, lambda: browser.find_elements(By.CSS_SELECTOR, f"a[href$='/{analysis_id}']")
         )
-        link[0].click()
+        assert link[0].text == analysis.info.run_name
+        # MLflow opens a description's links in a new tab: follow the href in this one.
+        browser.get(link[0].get_attribute("href"))
         wait_for(browser, body_has(report_line))
     shots = ("1-runs-table.png", "2-val-loss-chart.png", "3-analysis-figure.png",
              "4-analysis-description.png", "5-sweep-description.png")  # fmt: skip

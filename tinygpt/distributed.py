@@ -26,12 +26,15 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-import torch.distributed as dist
+from typing import TYPE_CHECKING, Any
 
 from tinygpt.errors import TinyGPTError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where a function needs it, not here: `tinygpt` imports this module at start,
+# and a bad setting should be answered before torch's 2-3 s import (tests/test_bad_input.py).
 
 STRATEGIES = ("auto", "ddp", "fsdp")
 # A peer that died is noticed by gloo in about half a second; a slow rank must not time out.
@@ -101,6 +104,9 @@ def current() -> World:
 
 def backend() -> str:
     """gloo for CPU tensors and nccl for CUDA ones where this torch has NCCL."""
+    import torch
+    import torch.distributed as dist
+
     if torch.cuda.is_available() and dist.is_nccl_available():
         return "cpu:gloo,cuda:nccl"
     return "gloo"
@@ -108,6 +114,8 @@ def backend() -> str:
 
 def init(world: World) -> None:
     """Join the process group (once) described by the environment (``env://``)."""
+    import torch.distributed as dist
+
     if world.enabled and not dist.is_initialized():
         dist.init_process_group(
             backend=backend(), rank=world.rank, world_size=world.size, timeout=TIMEOUT
@@ -115,11 +123,15 @@ def init(world: World) -> None:
 
 
 def active() -> bool:
+    import torch.distributed as dist
+
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def group_world() -> World:
     """The world of the process group this process has joined (one process: rank 0 of 1)."""
+    import torch.distributed as dist
+
     if not active():
         return World()
     return World(dist.get_rank(), 0, dist.get_world_size())
@@ -134,6 +146,8 @@ def shutdown(together: bool) -> None:
     exception"). After a failure there is no barrier: the peers may be inside another collective
     and would wait for the group's timeout; closing this rank's connections is what tells them.
     """
+    import torch.distributed as dist
+
     if not dist.is_initialized():
         return
     if together:
@@ -150,6 +164,8 @@ def shutdown(together: bool) -> None:
 
 def broadcast(obj: Any) -> Any:
     """Rank 0's ``obj`` on every rank (a pickled object: small things only)."""
+    import torch.distributed as dist
+
     if not active():
         return obj
     box = [obj]
@@ -159,6 +175,8 @@ def broadcast(obj: Any) -> Any:
 
 def all_sum(tensor: torch.Tensor) -> torch.Tensor:
     """Sum ``tensor`` over the ranks, in place (on CPU for gloo)."""
+    import torch.distributed as dist
+
     if active():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
@@ -166,6 +184,9 @@ def all_sum(tensor: torch.Tensor) -> torch.Tensor:
 
 def any_rank(flag: bool) -> bool:
     """True on every rank if it is true on any: one decision for a stop signal."""
+    import torch
+    import torch.distributed as dist
+
     if not active():
         return flag
     t = torch.tensor([int(flag)])

@@ -77,17 +77,16 @@ def check_ranges(cfg: DictConfig, ranges: list[tuple[str, Callable[[float], bool
 
 
 def check_analyze(cfg: DictConfig) -> None:
-    from tinygpt.scaling.curves import LAWS, OPTIMIZERS
-    from tinygpt.scaling.forms import FORMS
     from tinygpt.scaling.holdout import check_rule
+    from tinygpt.scaling.names import CURVE_LAWS, CURVE_OPTIMIZERS, FORMS
 
     check_set(cfg)
     check_ranges(cfg, ANALYZE_RANGES)
     check_rule(cfg.fit.holdout)
     for key, value, allowed in [
         *(("fit.forms", f, FORMS) for f in cfg.fit.forms),
-        *(("fit.curves.laws", law, LAWS) for law in cfg.fit.curves.laws),
-        ("fit.curves.optimizer", cfg.fit.curves.optimizer, OPTIMIZERS),
+        *(("fit.curves.laws", law, CURVE_LAWS) for law in cfg.fit.curves.laws),
+        ("fit.curves.optimizer", cfg.fit.curves.optimizer, CURVE_OPTIMIZERS),
     ]:
         if value not in allowed:
             raise TinyGPTError(f"{key}: {value!r} is not one of {', '.join(allowed)}")

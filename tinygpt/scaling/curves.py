@@ -35,9 +35,10 @@ import torch
 from scipy.optimize import minimize
 
 from tinygpt.errors import TinyGPTError
+from tinygpt.scaling.names import CURVE_LAWS, CURVE_OPTIMIZERS
 
 HUBER_DELTA = 1e-3
-LAWS = ("mpl", "tissue")
+LAWS = CURVE_LAWS
 # The multi-power law's sum over k runs over blocks of up to this many consecutive steps whose
 # LR moves the same way, each at its gap-weighted centre: exact to ~1e-6 of the loss on the
 # published curves (tests/test_curves.py), and 16× less work on a cosine decay.
@@ -254,7 +255,7 @@ FORMS: dict[str, type[Form]] = {"mpl": MultiPower, "tissue": Tissue}
 # ---------------------------------------------------------------------------------------------
 # Fitting
 
-OPTIMIZERS = ("adamw", "lbfgs")
+OPTIMIZERS = CURVE_OPTIMIZERS
 # The MultiPowerLaw repository's AdamW stage (src/config.py): two LRs, at most 200 steps,
 # stopped after 20 without improvement or at a gradient norm below 1e-5.
 ADAMW_LRS = (5e-2, 5e-3)  # coefficients (L0, A, B, C) | exponents (alpha, beta, gamma)

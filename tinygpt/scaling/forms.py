@@ -26,8 +26,7 @@ import torch
 
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.fit import HUBER_DELTA, Problem, batched_bfgs, grid_starts
-
-FORMS = ("chinchilla", "kaplan_q", "farseer_lite", "translog")
+from tinygpt.scaling.names import FORMS
 
 
 def _lse(*terms: torch.Tensor) -> torch.Tensor:

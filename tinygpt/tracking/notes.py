@@ -22,9 +22,26 @@ def _loss(run: Any) -> str:
     return "" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
-def sweep_note(overrides: str, sweep_dir: str, children: Iterable[Any]) -> str:
-    """The sweep's description: its command, and a table of its jobs, each linked."""
+def swept(overrides: str) -> list[str]:
+    """The keys a sweep varies: those given several comma-separated values (``seed=1,2``)."""
+    return [w.split("=", 1)[0] for w in overrides.split() if "=" in w and "," in w.split("=", 1)[1]]
+
+
+def job_label(run_name: str, keys: list[str]) -> str:
+    """A job by what the sweep varied (``model=d32 seed=1``), read off its run name (Hydra's
+    ``key=value,key=value`` of the job's overrides); the whole name where none is found."""
+    pairs = dict(p.split("=", 1) for p in run_name.split(",") if "=" in p)
+    shown = [f"{k}={pairs[k]}" for k in keys if k in pairs]
+    return " ".join(shown) or run_name
+
+
+def sweep_note(
+    overrides: str, sweep_dir: str, children: Iterable[Any], preset: Iterable[str] = ()
+) -> str:
+    """The sweep's description: its command, and a table of its jobs, each linked and named
+    by what the sweep varies (comma-separated overrides, a preset's ``hydra.sweeper.params``)."""
     rows = sorted(children, key=lambda r: r.info.run_name or "")
+    keys = list(dict.fromkeys([*preset, *swept(overrides)]))
     lines = [
         f"**Sweep** `tinygpt -m {overrides}`".rstrip(),
         "",
@@ -34,7 +51,8 @@ def sweep_note(overrides: str, sweep_dir: str, children: Iterable[Any]) -> str:
         "|---|---|---|",
     ]
     for r in rows:
-        link = run_link(r.info.experiment_id, r.info.run_id, r.info.run_name or r.info.run_id)
+        label = job_label(r.info.run_name or r.info.run_id, keys)
+        link = run_link(r.info.experiment_id, r.info.run_id, label)
         lines.append(f"| {link} | {r.info.status} | {_loss(r)} |")
     return "\n".join(lines) + "\n"
 

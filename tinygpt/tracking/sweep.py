@@ -51,6 +51,8 @@ def config_hash(cfg: DictConfig) -> str:
 class MLflowSweepCallback(Callback):
     def __init__(self) -> None:
         self.tracker: Tracker | None = None
+        # The sweep's overrides, directory and preset swept keys, for its note.
+        self.grid, self.sweep_dir, self.preset = "", "", list[str]()
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         problem = launcher_problem(config)
@@ -76,6 +78,7 @@ class MLflowSweepCallback(Callback):
             {"sweep": "true", "sweep_dir": str(sweep_dir), "sweep_overrides": grid},
         )
         self.grid, self.sweep_dir = grid, str(sweep_dir)
+        self.preset = list((config.hydra.sweeper.get("params") or {}).keys())
         os.environ[PARENT_ENV] = self.tracker.run_id
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_FILE).write_text(self.tracker.run_id)
@@ -103,7 +106,7 @@ class MLflowSweepCallback(Callback):
         atexit.unregister(self._close)
         os.environ.pop(PARENT_ENV, None)
         children = self.store.find_runs(f"tags.mlflow.parentRunId = '{tracker.run_id}'")
-        tracker.set_tags({NOTE: sweep_note(self.grid, self.sweep_dir, children)})
+        tracker.set_tags({NOTE: sweep_note(self.grid, self.sweep_dir, children, self.preset)})
         failed = [c.info.run_name for c in children if c.info.status in ("FAILED", "KILLED")]
         unfinished = [c.info.run_name for c in children if c.info.status == "RUNNING"]
         if failed or unfinished:
