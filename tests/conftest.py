@@ -25,20 +25,6 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(threads)
 
 
-# The longest files, longest first (`pytest --durations=50`, 2026-12-02): xdist hands out whole
-# files in collection order, so starting these first keeps a long one from running alone at the
-# end while the other workers sit idle; the SLURM file also waits more than it computes.
-LONGEST_FIRST = (
-    "test_slurm.py", "test_faults.py", "test_bad_input.py", "test_distributed.py",
-    "test_seal.py", "test_tracking.py", "test_isoflop_cli.py", "test_browser.py", "test_docs.py",
-)  # fmt: skip
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest as found
-
-
 # A model and run small enough for a unit test on two CPU cores.
 TINY = [
     "model=d32",
