@@ -266,7 +266,7 @@ class HardwareConfig:
     threads: int | None = None  # intra-op CPU threads; None = torch's default (all cores)
     # SDPA kernel; the math one runs where the chosen one cannot (cuDNN on CPU, some shapes).
     attention: Attention = Attention.auto
-    # One model on many processes (README, "Many devices"): processes per node, nodes, and how
+    # One model on many processes (docs/guides/distributed.md): processes per node, nodes, and how
     # they share the model - auto (DDP when there are several), ddp, or fsdp (FSDP2, sharded).
     devices: int = 1
     # Machines the job's ranks span (each runs hardware.devices of them).

@@ -1,6 +1,6 @@
 """One model on many processes, on PyTorch's own engine (torch.distributed: DDP, FSDP2).
 
-Three ways in, one behaviour (README, "Many devices"):
+Three ways in, one behaviour (docs/guides/distributed.md):
 
 - ``torchrun --nproc_per_node 2 $(which tinygpt) hardware.devices=2 …``: torchrun sets RANK,
   LOCAL_RANK, WORLD_SIZE and the rendezvous; ``tinygpt``'s entry point joins the process group
