@@ -311,7 +311,8 @@ def scaling_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
         say(holdout_report(analysis.holdout))
     if cfg.fit.forms and "L(N, D)" in analysis.laws:
         say(forms_report(analysis.table, cfg, out))
-        paths += [p for p in (out / "forms.png",) if p.exists()]
+        if (out / "forms.png").exists():
+            paths.append(out / "forms.png")
     if cfg.log_to_mlflow and "sweep_run_id" in table.attrs:
         _log_to_mlflow(cfg, analysis, paths, say.text)
     print(f"plots, points.csv and fit.json in {out}")

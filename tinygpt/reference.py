@@ -28,6 +28,7 @@ import yaml
 from omegaconf import MISSING
 
 from tinygpt import config
+from tinygpt.app import config_dir
 
 HYDRA_KEYS = {
     "_target_": "the class or function this node builds (Hydra's instantiate)",
@@ -131,9 +132,12 @@ def missing() -> list[str]:
     return [f"{cls.__name__}.{r[0]}" for _, cls in schemas() for r in describe(cls) if not r[3]]
 
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-if not CONF.is_dir():  # an installed wheel carries conf/ inside the package
-    CONF = Path(__file__).resolve().parent / "conf"
+CONF = Path(config_dir())  # the one `tinygpt` composes from (repository or wheel)
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell."""
+    return text.replace("|", "\\|")
 
 
 def option_description(path: Path) -> str:
@@ -184,8 +188,7 @@ def options_markdown() -> list[str]:
     for group, paths in groups().items():
         parts += [f"### `{group}`", "", "| option | builds | description |", "|---|---|---|"]
         for p in paths:
-            cell = option_description(p).replace("|", "\\|")
-            parts.append(f"| `{p.stem}` | {_target(p)} | {cell} |")
+            parts.append(f"| `{p.stem}` | {_target(p)} | {_cell(option_description(p))} |")
         parts.append("")
     return parts
 
@@ -217,10 +220,7 @@ def markdown() -> str:
 def _field_table(cls: type) -> list[str]:
     rows = ["| field | type | default | description |", "|---|---|---|---|"]
     for field_name, kind, default, text in describe(cls):
-        cell = text.replace("|", "\\|")
-        kind_cell = kind.replace("|", "\\|")
-        default_cell = default.replace("|", "\\|")
-        rows.append(f"| `{field_name}` | `{kind_cell}` | `{default_cell}` | {cell} |")
+        rows.append(f"| `{field_name}` | `{_cell(kind)}` | `{_cell(default)}` | {_cell(text)} |")
     return rows
 
 
