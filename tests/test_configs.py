@@ -156,6 +156,16 @@ def test_a_tuned_lr_per_width_replaces_the_peak_lr_of_that_width_only():
         assert cfg.optimizer.lr == pytest.approx(lr)
 
 
+def test_a_seed_with_its_own_budgets_trains_those_and_records_the_largest():
+    for seed, budgets in [(3, [200000, 400000]), (1, [200000, 400000, 800000, 1600000])]:
+        cfg = composed("experiment=scaling", "model=d64", f"seed={seed}")
+        with open_dict(cfg):
+            del cfg["hydra"]
+        job.validate(cfg)
+        assert list(cfg.training.budgets) == budgets
+        assert cfg.training.tokens == budgets[-1]
+
+
 def test_one_tuned_lr_per_size_is_a_scaling_study_and_three_per_size_an_lr_sweep():
     from tinygpt.scaling.sources import kind_of
 

@@ -140,6 +140,69 @@ def test_the_envelope_of_training_curves_tracks_the_frontier():
     assert again.n_ci95 == env.n_ci95 and again.d_ci95 == env.d_ci95
 
 
+def law_loss(n, d):
+    return LAW["E"] + LAW["A"] / n ** LAW["alpha"] + LAW["B"] / d ** LAW["beta"]
+
+
+def budget_grid(sizes, budgets, seeds=(1, 2), noise=0.002, seed=0) -> pd.DataFrame:
+    """Every size at every token budget: each row a run that ended its own schedule."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        [
+            {
+                "run_id": f"{n}-{d}-{s}",
+                "N": n,
+                "D": d,
+                "C": 6 * n * d,
+                "seed": s,
+                "loss": law_loss(n, d) * np.exp(rng.normal(0, noise)),
+            }
+            for n in sizes
+            for d in budgets
+            for s in seeds
+        ]
+    )
+
+
+def test_the_envelope_of_cooled_ends_tracks_the_frontier():
+    from tinygpt.scaling.envelope import cooled_envelope
+
+    # 9 sizes, each at 12 budgets spanning 3 decades: every compute in the middle is bracketed.
+    ends = budget_grid(np.geomspace(1e5, 1e8, 9), np.geomspace(1e6, 1e10, 12))
+    env = cooled_envelope(ends, n_boot=200)
+    assert env.reads == "cooled ends"
+    assert env.n_exponent == pytest.approx(A_TRUE, abs=0.06)
+    assert env.n_ci95[0] < A_TRUE < env.n_ci95[1]
+    assert env.n_exponent + env.d_exponent == pytest.approx(1.0, abs=1e-9)  # C = 6ND
+    # The best size at each compute counted is within a factor of the grid's size step of the truth.
+    ratio = env.points["N"] / n_opt(env.points["C"])
+    assert ratio.between(1 / 2.5, 2.5).all()
+
+
+def test_budgets_that_stop_short_of_the_optimum_give_no_envelope():
+    from tinygpt.scaling.envelope import cooled_envelope
+
+    # Budgets 8x apart, far below every size's optimal tokens (this law wants D_opt >> 20 N
+    # here): at every compute the smallest size that reaches it wins, as on the main job.
+    sizes = np.geomspace(1e8, 1.5e9, 5)
+    ends = budget_grid(sizes, [2e6, 4e6, 8e6, 1.6e7])
+    assert (n_opt(ends["C"]) < sizes[0]).all()
+    why = cooled_envelope(ends, n_boot=50)
+    assert isinstance(why, str) and "train the smaller sizes longer" in why
+
+
+def test_the_cooled_envelope_is_what_a_wsd_grid_is_analysed_with():
+    from tinygpt.scaling.laws import FitSettings
+    from tinygpt.scaling.report import _envelope
+
+    grid = budget_grid(np.geomspace(1e5, 1e8, 9), np.geomspace(1e6, 1e10, 12))
+    env = _envelope(grid, FitSettings(bootstrap=50))
+    assert env.reads == "cooled ends"
+    # One budget per size (an IsoFLOP study's runs, or one run per size): the training curves.
+    once = grid.groupby("N").head(1)
+    assert isinstance(_envelope(once, FitSettings(bootstrap=50)), str)
+
+
 def test_a_csv_of_c_d_and_loss_is_enough(tmp_path):
     from tinygpt.scaling.sources import from_csv
 

@@ -167,7 +167,8 @@ def test_seeds_are_aggregated_and_protocol_warnings_raised():
     assert len(agg) == 4 and set(agg["seeds"]) == {2}
     assert agg["loss_std"].iloc[0] == pytest.approx(np.std([0.01, 0.02], ddof=1))
     result = analyze(table, FitSettings(bootstrap=50, l1=False))
-    assert "L(N)" in result.laws and "L(model.d_model)" in result.laws
+    assert "L(N)" in result.laws and "L(model.d_model)" not in result.laws
+    assert result.skipped["L(model.d_model)"] == "model.d_model determines N one to one: see L(N)"
     assert any("span only 8.0x" in w for w in result.laws["L(N)"].warnings)
     assert "L(N, D)" in result.skipped
 

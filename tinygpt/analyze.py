@@ -158,7 +158,7 @@ def exponents_report(analysis: Analysis) -> str | None:
     env, view = analysis.envelope, analysis.isoflop
     if env is not None:
         rows.append(
-            ("1. envelope of curves", env.n_exponent, env.n_ci95, env.d_exponent, env.d_ci95)
+            (f"1. envelope, {env.reads}", env.n_exponent, env.n_ci95, env.d_exponent, env.d_ci95)
         )
     if view is not None and view.N_opt is not None:
         rows.append(
@@ -179,7 +179,7 @@ def exponents_report(analysis: Analysis) -> str | None:
         return None
     lines = ["  compute-optimal allocation, N_opt ∝ C^a and D_opt ∝ C^b (95% CI):"]
     for name, a, a_ci, b, b_ci in rows:
-        lines.append(f"    {name:22} a = {a:.3f} {_ci(*a_ci)}   b = {b:.3f} {_ci(*b_ci)}")
+        lines.append(f"    {name:27} a = {a:.3f} {_ci(*a_ci)}   b = {b:.3f} {_ci(*b_ci)}")
     return "\n".join(lines)
 
 

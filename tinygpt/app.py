@@ -11,6 +11,7 @@ with a child per job.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -78,6 +79,15 @@ def main() -> None:
         distributed.init(world)
         distributed.agree_on_now()
     _main()
+    if world.enabled and not world.main:
+        # A finished rank other than 0 (which may still have MLflow writes to flush) leaves
+        # without the interpreter's teardown: destroying gloo's threads there can abort the
+        # process ("terminate called without an active exception") after its work is done,
+        # failing a job that succeeded. Its logs and output are flushed first.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":

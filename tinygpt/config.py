@@ -372,6 +372,10 @@ class TrainingConfig:
     # largest, and each smaller budget's cooldown branched off it; each budget is an MLflow child
     # run of the job's run. Overrides training.tokens (set to the largest budget).
     budgets: list[int] | None = None
+    # Budgets per seed: a listed seed trains its own list instead of ``budgets``. Extra seeds
+    # can then repeat only the short budgets, where seeds scatter most, at a fraction of a full
+    # job's cost (experiment=scaling). The run logs the budgets it trained.
+    budgets_by_seed: dict[int, list[int]] = field(default_factory=dict)
     # Steps between validation evaluations (and the final one always).
     eval_interval: int = 100
     # Batches per evaluation.

@@ -1,16 +1,29 @@
-"""Chinchilla's approach 1: the envelope of training curves.
+"""Chinchilla's approach 1: the envelope of loss curves.
 
-Every evaluation of every run is a (C spent, loss) point. In each log-spaced FLOP bucket the
-lowest loss is the best any size reached with that compute; the sizes (and token counts) that
-reach it trace N_opt(C) and D_opt(C), and a line through their logs gives the exponents. Buckets
-won by the smallest or the largest size are left out: their optimum may lie beyond the sizes run.
-Runs are resampled with replacement for 95 % intervals. Intermediate evaluations of a WSD trunk
-are taken at its constant LR, before any cooldown, so they lie above what a run ending there
-would reach; the cooled-down ends (each budget's branch) are in the envelope too.
+At each compute C, the lowest loss any size reaches with C FLOPs is the best that compute buys;
+the sizes (and token counts) that reach it trace N_opt(C) and D_opt(C), and a line through their
+logs gives the exponents. Two readings of "the loss a size reaches with C FLOPs":
+
+- ``cooled_envelope``: the runs' final losses, each at the end of its own schedule (every WSD
+  budget's cooldown branch, every cosine run), joined per size and seed by straight lines in
+  (ln C, ln L). Where sizes were run at several budgets this is the honest curve: what a run
+  ending at that C reaches.
+- ``envelope``: every evaluation of every run, in log-spaced FLOP buckets. Evaluations taken
+  mid-schedule (a WSD trunk before its cooldown) lie above what a run ending there would
+  reach, so this reading favours whichever runs are cooled there; it is for studies that ran
+  each size once.
+
+A compute counts only where the best size has a smaller and a larger size beside it at that C:
+won by the smallest (or largest) size that reaches it, the optimum may lie past it. (On a grid
+of budgets that stops short of the optimum every C is won by the smallest size that reaches it:
+the envelope says so instead of drawing the budgets' edge as a frontier.) Runs (or, cooled,
+each size's seeds) are resampled with replacement for 95 % intervals.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,18 +35,25 @@ MIN_BUCKETS = 3
 
 @dataclass
 class Envelope:
-    points: pd.DataFrame  # per bucket: C, loss, N, D of the best point
+    points: pd.DataFrame  # per compute counted: C, loss, N, D of the best size there
     n_exponent: float
     n_ci95: tuple[float, float]
     d_exponent: float
     d_ci95: tuple[float, float]
+    reads: str = "training curves"  # or "cooled ends"
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "reads": self.reads,
             "buckets": len(self.points),
             "N_opt": {"exponent": self.n_exponent, "ci95": list(self.n_ci95)},
             "D_opt": {"exponent": self.d_exponent, "ci95": list(self.d_ci95)},
         }
+
+
+# Per size (rows, ascending N) and compute (columns): the loss there (inf where the size has no
+# point), and the C and D of that point.
+Table = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _slopes(c: np.ndarray, n: np.ndarray, d: np.ndarray) -> tuple[float, float] | None:
@@ -41,6 +61,49 @@ def _slopes(c: np.ndarray, n: np.ndarray, d: np.ndarray) -> tuple[float, float] 
         return None
     lc = np.log(c)
     return float(np.polyfit(lc, np.log(n), 1)[0]), float(np.polyfit(lc, np.log(d), 1)[0])
+
+
+def _winners(sizes: np.ndarray, table: Table) -> tuple[np.ndarray, ...]:
+    """C, N, D and loss at every compute whose best size has a size below and above it there."""
+    loss, c, d = table
+    present = np.isfinite(loss)
+    cols = np.flatnonzero(present.any(0))
+    win = np.argmin(loss[:, cols], 0)
+    first = present[:, cols].argmax(0)
+    last = len(sizes) - 1 - present[::-1, cols].argmax(0)
+    ok = (win > first) & (win < last)
+    w, k = win[ok], cols[ok]
+    return c[w, k], sizes[w], d[w, k], loss[w, k]
+
+
+def _frontier(
+    sizes: np.ndarray,
+    full: Table,
+    resample: Callable[[np.random.Generator], Table],
+    n_boot: int,
+    seed: int,
+    reads: str,
+) -> Envelope | str:
+    c, n, d, best = _winners(sizes, full)
+    slopes = _slopes(c, n, d)
+    if slopes is None:
+        counted = f"{len(c)} compute(s) where the best size has a smaller and a larger one by it"
+        return (
+            f"reading the {reads}: {counted} ({np.unique(n).size} distinct best sizes); needs "
+            f"{MIN_BUCKETS} and 2. Where the smallest size that reaches a compute is always the "
+            "best, the optimum lies past the longest budgets: train the smaller sizes longer"
+        )
+    rng = np.random.default_rng(seed)
+    boot = [_slopes(*_winners(sizes, resample(rng))[:3]) for _ in range(n_boot)]
+    b = np.array([x for x in boot if x is not None] or [(np.nan, np.nan)])
+    return Envelope(
+        pd.DataFrame({"C": c, "N": n, "D": d, "loss": best}),
+        slopes[0],
+        tuple(np.percentile(b[:, 0], [2.5, 97.5])),
+        slopes[1],
+        tuple(np.percentile(b[:, 1], [2.5, 97.5])),
+        reads,
+    )
 
 
 def envelope(
@@ -58,39 +121,81 @@ def envelope(
     key = best.groupby("run_id").agg(N=("N", "max"), D=("D", "max"), loss=("loss", "min"))
     runs = key.sort_values(["N", "D", "loss"]).index.to_numpy()
     shape = (len(runs), buckets)
-    loss, at = np.full(shape, np.inf), {k: np.full(shape, np.nan) for k in ("N", "D", "C")}
+    loss, at = np.full(shape, np.inf), {k: np.full(shape, np.nan) for k in ("C", "D")}
     row = {r: i for i, r in enumerate(runs)}
     ri, bi = best["run_id"].map(row).to_numpy(), best["bucket"].to_numpy()
     loss[ri, bi] = best["loss"].to_numpy(float)
     for k in at:
         at[k][ri, bi] = best[k].to_numpy(float)
+    sizes = np.sort(key["N"].unique())
+    size_of = np.searchsorted(sizes, key.loc[runs, "N"].to_numpy())
 
-    n_min, n_max = curves["N"].min(), curves["N"].max()
+    def per_size(idx: np.ndarray) -> Table:
+        """Each size's best run in each bucket, among the runs ``idx``."""
+        out = np.full((len(sizes), buckets), np.inf), np.full((len(sizes), buckets), np.nan)
+        t_loss, t_c, t_d = out[0], out[1], out[1].copy()
+        for s in range(len(sizes)):
+            mine = idx[size_of[idx] == s]
+            if mine.size == 0:
+                continue
+            pick = mine[loss[mine].argmin(0)]
+            t_loss[s] = loss[pick, np.arange(buckets)]
+            t_c[s], t_d[s] = at["C"][pick, np.arange(buckets)], at["D"][pick, np.arange(buckets)]
+        return t_loss, t_c, t_d
 
-    def winners(idx: np.ndarray) -> tuple[np.ndarray, ...]:
-        sub = loss[idx]
-        win = sub.argmin(0)
-        n_win = at["N"][idx[win], np.arange(buckets)]
-        # A bucket won by the smallest or largest size sampled may have its optimum beyond it.
-        ok = np.isfinite(sub.min(0)) & (n_win > n_min) & (n_win < n_max)
-        cols = np.arange(buckets)[ok]
-        return (*(at[k][idx[win[ok]], cols] for k in ("C", "N", "D")), sub.min(0)[ok])
+    return _frontier(
+        sizes,
+        per_size(np.arange(len(runs))),
+        lambda rng: per_size(rng.integers(0, len(runs), len(runs))),
+        n_boot,
+        seed,
+        "training curves",
+    )
 
-    c, n, d, best_loss = winners(np.arange(len(runs)))
-    slopes = _slopes(c, n, d)
-    if slopes is None:
-        return (
-            f"the envelope has {len(c)} FLOP buckets won by a size inside the sampled range and "
-            f"{np.unique(n).size} such size(s): needs {MIN_BUCKETS} buckets and 2 sizes"
-        )
-    rng = np.random.default_rng(seed)
-    boot = [_slopes(*winners(rng.integers(0, len(runs), len(runs)))[:3]) for _ in range(n_boot)]
-    b = np.array([x for x in boot if x is not None] or [(np.nan, np.nan)])
-    points = pd.DataFrame({"C": c, "N": n, "D": d, "loss": best_loss})
-    return Envelope(
-        points,
-        slopes[0],
-        tuple(np.percentile(b[:, 0], [2.5, 97.5])),
-        slopes[1],
-        tuple(np.percentile(b[:, 1], [2.5, 97.5])),
+
+def cooled_envelope(
+    ends: pd.DataFrame, points: int = 30, n_boot: int = 1000, seed: int = 0
+) -> Envelope | str:
+    """``ends``: N, D, C, loss (and seed, where there is one) of runs that each ended their own
+    schedule. A size's curve is its runs of one seed joined in (ln C, ln L); a size's loss at C
+    is the mean over its seeds of ln L there, on ``points`` log-spaced computes."""
+    if ends.empty or ends["N"].nunique() < 3:
+        return "needs runs of at least 3 model sizes"
+    key = ["N", "seed"] if "seed" in ends and ends["seed"].notna().all() else ["N"]
+    grid = np.geomspace(ends["C"].min(), ends["C"].max(), points)
+    lg = np.log(grid)
+    sizes = np.sort(ends["N"].unique())
+    # Per size, its seeds' curves as rows of ln L on the grid (nan outside each curve's span).
+    curves: list[np.ndarray] = []
+    for n in sizes:
+        rows = []
+        for _, g in ends[ends["N"] == n].groupby(key[1:] or (lambda _: 0)):
+            g = g.groupby("C", as_index=False)["loss"].mean().sort_values("C")
+            if len(g) < 2:
+                continue
+            lc = np.log(g["C"].to_numpy(float))
+            inside = (lg >= lc[0] - 1e-12) & (lg <= lc[-1] + 1e-12)
+            ln_loss = np.interp(lg, lc, np.log(g["loss"].to_numpy(float)))
+            rows.append(np.where(inside, ln_loss, np.nan))
+        curves.append(np.array(rows).reshape(-1, points))
+    if sum(len(r) > 0 for r in curves) < 3:
+        return "needs at least 3 model sizes run at 2 or more budgets"
+    # C = flops_per_token(N) * D, so D at any C on a size's curve is C over its FLOPs per token.
+    per_token = ends.groupby("N").apply(lambda g: float((g["C"] / g["D"]).median()))
+    d = grid[None, :] / per_token.loc[sizes].to_numpy()[:, None]
+    c = np.broadcast_to(grid, d.shape)
+
+    def table(pick: list[np.ndarray]) -> Table:
+        with warnings.catch_warnings():  # a compute no seed of a size reaches: nan, then inf
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.array([np.nanmean(r, 0) if len(r) else np.full(points, np.nan) for r in pick])
+        return np.where(np.isfinite(mean), np.exp(mean), np.inf), c, d
+
+    return _frontier(
+        sizes,
+        table(curves),
+        lambda rng: table([r[rng.integers(0, len(r), len(r))] for r in curves]),
+        n_boot,
+        seed,
+        "cooled ends",
     )

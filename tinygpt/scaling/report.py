@@ -14,7 +14,7 @@ from tinygpt.errors import TinyGPTError
 from tinygpt.scaling import plots as figures
 from tinygpt.scaling.analysis import Analysis
 from tinygpt.scaling.columns import SCALING_COLUMNS
-from tinygpt.scaling.envelope import envelope
+from tinygpt.scaling.envelope import Envelope, cooled_envelope, envelope
 from tinygpt.scaling.grid import along
 from tinygpt.scaling.holdout import check, held_out
 from tinygpt.scaling.isoflop import isoflop
@@ -47,10 +47,11 @@ def _varies(table: pd.DataFrame, col: str, at_least: int = 3) -> bool:
     return bool(values.notna().all() and (values > 0).all() and values.nunique() >= at_least)
 
 
-def _same_as_d(table: pd.DataFrame, x: str) -> bool:
-    """A setting that determines D one to one (``training.tokens`` of a budget sweep)."""
-    pairs = table[[x, "D"]].drop_duplicates()
-    return len(pairs) == pairs[x].nunique() == pairs["D"].nunique()
+def _one_to_one(table: pd.DataFrame, x: str, y: str) -> bool:
+    """A setting and N or D that determine each other: ``training.tokens`` of a budget sweep
+    and D, a width sweep's ``model.d_model`` (or a peak LR tuned per width) and N."""
+    pairs = table[[x, y]].drop_duplicates()
+    return len(pairs) == pairs[x].nunique() == pairs[y].nunique()
 
 
 def analyze(table: pd.DataFrame, settings: FitSettings | None = None) -> Analysis:
@@ -72,8 +73,9 @@ def analyze(table: pd.DataFrame, settings: FitSettings | None = None) -> Analysi
         if x not in table or not _varies(table, x):
             result.skipped[f"L({x})"] = f"{x} takes fewer than 3 distinct positive values"
             continue
-        if x not in ("N", "D", "C") and _same_as_d(table, x):
-            result.skipped[f"L({x})"] = f"{x} determines D one to one: see L(D)"
+        same = [y for y in ("D", "N") if x not in ("N", "D", "C") and _one_to_one(table, x, y)]
+        if same:
+            result.skipped[f"L({x})"] = f"{x} determines {same[0]} one to one: see L({same[0]})"
             continue
         rows = along(table, x)
         data = rows.assign(**{x: pd.to_numeric(rows[x])})
@@ -94,13 +96,7 @@ def analyze(table: pd.DataFrame, settings: FitSettings | None = None) -> Analysi
             result.skipped["L(N, D)"] = str(e)
     else:
         result.skipped["L(N, D)"] = "needs at least 2 model sizes and 2 token budgets"
-    # Approach 1: every evaluation of every run (where the source has them) and every end point.
-    points = table[["run_id", "N", "D", "C", "loss"]]
-    curves = pd.concat(
-        [pd.DataFrame(table.attrs.get("curves", []), columns=points.columns), points],
-        ignore_index=True,
-    )
-    env = envelope(curves, n_boot=settings.bootstrap, seed=settings.bootstrap_seed)
+    env = _envelope(table, settings)
     if isinstance(env, str):
         result.skipped["envelope"] = env
     else:
@@ -116,6 +112,20 @@ def analyze(table: pd.DataFrame, settings: FitSettings | None = None) -> Analysi
         )
     _check_holdouts(result, settings)
     return result
+
+
+def _envelope(table: pd.DataFrame, settings: FitSettings) -> Envelope | str:
+    """Approach 1 on the runs' cooled ends where sizes were run at several budgets (a WSD
+    grid), else on every evaluation of every run (where the source has them) and every end."""
+    boot = {"n_boot": settings.bootstrap, "seed": settings.bootstrap_seed}
+    if (table.groupby("N")["D"].nunique() >= 2).sum() >= 3:
+        return cooled_envelope(table, **boot)
+    points = table[["run_id", "N", "D", "C", "loss"]]
+    curves = pd.concat(
+        [pd.DataFrame(table.attrs.get("curves", []), columns=points.columns), points],
+        ignore_index=True,
+    )
+    return envelope(curves, **boot)
 
 
 def _check_holdouts(result: Analysis, settings: FitSettings) -> None:

@@ -21,7 +21,16 @@ from tinygpt.tracking.mlflow_run import Store
 log = logging.getLogger("tinygpt.analyze")
 
 # Params that differ between runs without being an experimental setting.
-_NOT_SETTINGS = {"seed", "data.subset_seed", "data.cache_dir", "tracking.run_name"}
+# Columns that say how a run was made, not where it lies: a seed's own WSD budgets
+# (training.budgets_by_seed) make the same (N, D) point from a longer or a shorter trunk.
+_NOT_SETTINGS = {
+    "seed",
+    "data.subset_seed",
+    "data.cache_dir",
+    "tracking.run_name",
+    "training.budgets",
+    "training.budgets_by_seed",
+}
 
 
 def from_mlflow(

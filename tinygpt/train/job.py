@@ -53,6 +53,9 @@ def validate(cfg: DictConfig) -> None:
     if cfg.model.d_model in tuned:
         # Before anything is logged: the run records the LR it trains at.
         cfg.optimizer.lr = float(tuned[cfg.model.d_model])
+    by_seed = cfg.training.get("budgets_by_seed") or {}
+    if cfg.seed in by_seed:
+        cfg.training.budgets = [int(b) for b in by_seed[cfg.seed]]
     if cfg.training.budgets:
         budgets(cfg)  # checks them: positive, distinct, branching after the warmup, WSD
         # The job's own run is the largest budget: record it as the run's token budget.
