@@ -57,7 +57,10 @@ def test_analyze_app_fits_the_sweep_and_logs_a_linked_run(sweep_store, cache_dir
     (out,) = tmp_path.glob("analysis/*/*")
     fit = json.loads((out / "fit.json").read_text())
     assert fit["n_runs"] == 8 and fit["laws"]["L(N)"]["params"]["alpha"] > 0
-    assert (out / "scaling_N.png").exists() and (out / "scaling_model_d_model.png").exists()
+    assert (out / "scaling_N.png").exists()
+    # The swept width and N determine each other: L(N) says it all, no second law or figure.
+    assert "L(model.d_model): skipped (model.d_model determines N one to one" in proc.stdout
+    assert not (out / "scaling_model_d_model.png").exists()
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("tinygpt")
     (analysis,) = client.search_runs([exp.experiment_id], "tags.kind = 'analysis'")
