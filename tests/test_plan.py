@@ -33,6 +33,10 @@ def test_the_simulations_sizes_are_the_presets():
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         for size in SIZES:
             assert preset_size(size.name) == size
+        # Under the main job's preset every width has 2 layers of 2 heads: d64 is the N = 100,096
+        # of its sweep, not the 3-layer preset's 150,080.
+        assert preset_size("d64", "scaling").N == 100_096
+        assert preset_size("d16", "scaling") == SIZES[2]
 
 
 def test_posterior_variance_is_the_gaussian_update():
@@ -112,7 +116,8 @@ def test_the_cli_writes_a_plan_a_figure_and_commands(tmp_path, cache_dir):
     assert proc.returncode == 0, proc.stderr[-3000:]
     plan = json.loads((tmp_path / "plan" / "plan.json").read_text())
     assert plan["flops"] <= 3e11 and plan["runs"] and plan["narrowing"] > 1
-    assert plan["target"] == "the loss at N = 447,552, D = 3,200,000"
+    # d96 as plan.experiment (scaling: 2 layers of 2 heads) trains it, not the 3-layer preset.
+    assert plan["target"] == "the loss at N = 223,872, D = 3,200,000"
     assert (tmp_path / "plan" / "plan.png").stat().st_size > 10_000
     command = plan["commands"][0]
     assert command.startswith("tinygpt -m experiment=scaling model=") and "seed=3" in command

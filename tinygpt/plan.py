@@ -34,14 +34,16 @@ PRESETS = ("d8", "d12", "d16", "d24", "d32", "d48", "d64", "d96", "d128")
 register_configs()
 
 
-def preset_size(name: str) -> Size:
-    """A model preset's N (non-embedding, as the laws count it) and FLOPs per token."""
+def preset_size(name: str, experiment: str | None = None) -> Size:
+    """A model preset's N (non-embedding, as the laws count it) and FLOPs per token, as it trains
+    under ``experiment`` (the main job's preset gives every width 2 layers of 2 heads)."""
     from hydra import compose
 
     from tinygpt.train.compute import meta_model
 
     try:
-        node = compose("config", overrides=[f"model={name}"]).model
+        extra = [f"experiment={experiment}"] if experiment else []
+        node = compose("config", overrides=[f"model={name}", *extra]).model
     except Exception:  # Hydra's MissingConfigException and friends: one line, not a traceback
         raise TinyGPTError(
             f"plan.models: no model preset {name!r} (the options of conf/model, e.g. d64)"
@@ -50,12 +52,14 @@ def preset_size(name: str) -> Size:
     return Size(name, float(model.num_non_embedding_parameters()), float(model.flops_per_token()))
 
 
-def candidates(models: list[str] | None, table: pd.DataFrame) -> list[Size]:
+def candidates(
+    models: list[str] | None, table: pd.DataFrame, experiment: str | None = None
+) -> list[Size]:
     """The sizes a plan may propose: ``plan.models``, or by default the presets from the
     sweep's smallest size up (a law is not trusted below the sizes it was fitted on)."""
     if models:
-        return [preset_size(m) for m in models]
-    sizes = [preset_size(m) for m in PRESETS]
+        return [preset_size(m, experiment) for m in models]
+    sizes = [preset_size(m, experiment) for m in PRESETS]
     return [s for s in sizes if table["N"].min() * 0.99 <= s.N]
 
 
@@ -88,7 +92,7 @@ def target_of(cfg: DictConfig, table: pd.DataFrame) -> Target:
     try:
         n = float(p.model)  # a parameter count
     except ValueError:
-        n = preset_size(str(p.model)).N  # a preset's name
+        n = preset_size(str(p.model), p.experiment).N  # a preset's name
     return Target("loss", N=n, D=float(p.tokens))
 
 
@@ -216,7 +220,7 @@ def run(cfg: DictConfig, out: Path) -> Plan:
             "on: train at least 3 sizes and 8 runs first (tinygpt -m experiment=scaling)"
         )
     target = target_of(cfg, table)
-    sizes = candidates(p.models, table)
+    sizes = candidates(p.models, table, p.experiment)
     budgets = [float(b) for b in p.budgets] if p.budgets else budget_ladder(table)
     cheapest = min(s.flops_per_token for s in sizes) * min(budgets)
     if float(p.flops) < cheapest:
