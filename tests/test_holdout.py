@@ -16,6 +16,7 @@ from tinygpt.scaling.grid import along
 from tinygpt.scaling.laws import FitSettings
 from tinygpt.scaling.plots import readable_log_axis
 from tinygpt.scaling.report import analyze, write
+from tinygpt.scaling.synthetic import runs
 
 TRUTH = {"E": 1.8, "A": 60.0, "B": 40.0, "alpha": 0.36, "beta": 0.30}
 
@@ -26,22 +27,9 @@ def true_loss(n, d):
 
 def grid(noise: float = 0.003, seed: int = 0) -> pd.DataFrame:
     """5 sizes x 4 budgets x 2 seeds, as the main job lays them out."""
-    rng = np.random.default_rng(seed)
-    rows = [
-        {
-            "run_id": f"{n:.0f}-{d:.0f}-{s}",
-            "N": n,
-            "D": d,
-            "C": 6 * n * d,
-            "seed": s,
-            "loss": true_loss(n, d) * np.exp(rng.normal(0, noise)),
-            "training.tokens": d,
-        }
-        for n in np.geomspace(1e4, 3e5, 5)
-        for d in (1e5, 2e5, 4e5, 8e5)
-        for s in (1, 2)
-    ]
-    return pd.DataFrame(rows)
+    sizes, budgets = np.geomspace(1e4, 3e5, 5), (1e5, 2e5, 4e5, 8e5)
+    table = runs(true_loss, sizes, budgets, noise=noise, seed=seed)
+    return table.assign(**{"training.tokens": table["D"]})
 
 
 @pytest.fixture(scope="module")

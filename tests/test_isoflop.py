@@ -8,6 +8,7 @@ import pytest
 
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.isoflop import compute_groups, isoflop
+from tinygpt.scaling.synthetic import runs
 from tinygpt.train.compute import compute_plan, flops_per_token
 from tinygpt.train.loop import tokens_per_step
 
@@ -144,24 +145,9 @@ def law_loss(n, d):
     return LAW["E"] + LAW["A"] / n ** LAW["alpha"] + LAW["B"] / d ** LAW["beta"]
 
 
-def budget_grid(sizes, budgets, seeds=(1, 2), noise=0.002, seed=0) -> pd.DataFrame:
+def budget_grid(sizes, budgets, seeds=(1, 2)) -> pd.DataFrame:
     """Every size at every token budget: each row a run that ended its own schedule."""
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        [
-            {
-                "run_id": f"{n}-{d}-{s}",
-                "N": n,
-                "D": d,
-                "C": 6 * n * d,
-                "seed": s,
-                "loss": law_loss(n, d) * np.exp(rng.normal(0, noise)),
-            }
-            for n in sizes
-            for d in budgets
-            for s in seeds
-        ]
-    )
+    return runs(law_loss, sizes, budgets, seeds)
 
 
 def test_the_envelope_of_cooled_ends_tracks_the_frontier():

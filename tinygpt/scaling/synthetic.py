@@ -11,6 +11,7 @@ seeds' own scatter σ/√seeds).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,28 @@ BUDGETS = np.array([2e5, 4e5, 8e5, 1.6e6])
 def truth(N: np.ndarray, D: np.ndarray) -> np.ndarray:
     p = TRUE
     return p["E"] + p["A"] / N ** p["alpha"] + p["B"] / D ** p["beta"]
+
+
+def runs(
+    loss: Callable[[float, float], float],
+    sizes: Iterable[float],
+    budgets: Iterable[float],
+    seeds: Iterable[int] = (1, 2),
+    noise: float = 0.002,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Every size at every token budget for every seed, as an analysis reads runs: run_id, N, D,
+    C = 6ND, seed and ``loss(N, D)`` with log-normal seed noise of std ``noise``."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        [
+            {"run_id": f"{n:.0f}-{d:.0f}-{s}", "N": n, "D": d, "C": 6 * n * d, "seed": s,
+             "loss": loss(n, d) * np.exp(rng.normal(0, noise))}
+            for n in sizes
+            for d in budgets
+            for s in seeds
+        ]
+    )  # fmt: skip
 
 
 def study(rng: np.random.Generator, sigma: float, seeds: int = 2) -> pd.DataFrame:
