@@ -21,6 +21,8 @@ def test_table_from_the_latest_sweep(sweep_store):
     assert len(table) == 8
     assert {"N", "D", "C", "loss", "seed", "model.d_model", "model.n_layers"} <= set(table)
     assert "data.subset_seed" not in table and table["D"].nunique() == 1
+    # Each job logged its training split's size: one pass, the most a plan proposes.
+    assert table.attrs["train_tokens"] > table["D"].max()
     # C is each run's FLOPs: 6N per token plus attention, the same per token for one model.
     assert (table["C"] > 6 * table["N"] * table["D"]).all()
     per_token = (table["C"] / table["D"]).groupby(table["N"]).nunique()

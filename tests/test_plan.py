@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import tinygpt_cli
 from tinygpt.app import config_dir
-from tinygpt.plan import preset_size
+from tinygpt.plan import budget_ladder, preset_size
 from tinygpt.scaling.plan import Job, Target, choose, posterior_variance
 from tinygpt.scaling.plan_sim import (
     FIRST_BUDGETS,
@@ -37,6 +37,13 @@ def test_the_simulations_sizes_are_the_presets():
         # of its sweep, not the 3-layer preset's 150,080.
         assert preset_size("d64", "scaling").N == 100_096
         assert preset_size("d16", "scaling") == SIZES[2]
+
+
+def test_the_budget_ladder_stays_within_one_pass_over_the_training_split():
+    table = pd.DataFrame({"D": [200_704.0, 400_384.0, 800_768.0, 1_600_512.0]})
+    assert budget_ladder(table) == [2e5 * 2**k for k in range(6)]  # to 4x the largest: 6.4M
+    table.attrs["train_tokens"] = 2_604_527.0  # the main job's corpus: no second pass
+    assert budget_ladder(table) == [2e5, 4e5, 8e5, 1.6e6]
 
 
 def test_posterior_variance_is_the_gaussian_update():
@@ -170,6 +177,7 @@ def test_a_plan_of_an_mlflow_sweep_is_a_run_under_it(sweep_store, cache_dir, tmp
     runs = client.search_runs(exp, f"tags.mlflow.parentRunId = '{sweep.info.run_id}'")
     (logged,) = [r for r in runs if r.info.run_name.startswith("plan of")]
     assert logged.data.tags["kind"] == "analysis" and "plan.narrowing" in logged.data.metrics
+    assert "within one pass over the runs' training split" in proc.stdout
     missing = plan_cli(f"source.uri={uri}", f"source.sweep=[{sweep.info.run_name},nope]",
                        "plan.flops=5e10", cwd=tmp_path, cache_dir=cache_dir)  # fmt: skip
     assert missing.returncode == 2 and "no sweep named 'nope'" in missing.stderr

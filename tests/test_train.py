@@ -239,3 +239,16 @@ def test_the_cpu_reports_its_bf16_units():
     expected = [u for u in ("amx_bf16", "avx512_bf16", "bf16", "sve_bf16") if caps.get(u)]
     assert hardware.cpu_bf16_units() == expected
     assert system_tags(torch.device("cpu"))["cpu_bf16"] == (",".join(expected) or "none")
+
+
+def test_a_budget_past_one_pass_warns_and_the_split_is_recorded(
+    make_cfg, small_text, tmp_path, caplog
+):
+    tokens = 60_000  # about twice the small corpus's training split
+    cfg = make_cfg("data=text", f"data.path={small_text}", "training.max_steps=null",
+                   f"training.tokens={tokens}")  # fmt: skip
+    with caplog.at_level("WARNING", logger="tinygpt"):
+        run(cfg, out_dir=tmp_path)
+    split = json.loads((tmp_path / "results.json").read_text())["train_split_tokens"]
+    assert 0 < split < tokens
+    assert f"passes over the training split ({split:,} tokens)" in caplog.text

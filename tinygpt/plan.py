@@ -64,10 +64,13 @@ def candidates(
 
 
 def budget_ladder(table: pd.DataFrame) -> list[float]:
-    """Doublings from the sweep's smallest budget to 4x its largest."""
+    """Doublings from the sweep's smallest budget to 4x its largest, and no further than one
+    pass over the runs' training split where the store knows it (``train_split_tokens``): past
+    it a run repeats data, and its loss is off the law the plan is made with."""
     d_min, d_max = float(table["D"].min()), float(table["D"].max())
     start = float(f"{d_min:.2g}")  # the budget asked for, not the whole steps it became
-    return [start * 2**k for k in range(40) if start * 2**k <= 4 * d_max * 1.0001]
+    top = min(4 * d_max * 1.0001, table.attrs.get("train_tokens", float("inf")))
+    return [start * 2**k for k in range(40) if start * 2**k <= top] or [start]
 
 
 def target_of(cfg: DictConfig, table: pd.DataFrame) -> Target:
@@ -235,6 +238,11 @@ def run(cfg: DictConfig, out: Path) -> Plan:
                   p.decay_fraction)  # fmt: skip
     cmds = commands(plan, p.experiment)
     printed = f"{len(table)} runs from {table.attrs.get('source')}\n{report(plan, form, cmds)}"
+    if "train_tokens" in table.attrs and not p.budgets:
+        printed += (
+            f"\n  budgets up to {max(budgets):,.0f} tokens: within one pass over the runs' "
+            f"training split ({table.attrs['train_tokens']:,.0f} tokens)"
+        )
     print(printed)
     out.mkdir(parents=True, exist_ok=True)
     record = {"form": form, "formula": fit.form.formula, **plan.to_dict(), "commands": cmds}

@@ -139,6 +139,11 @@ def from_mlflow(
             store, [r for r in done if r.data.tags.get("kind") != "branch"], metrics["N"]
         )
         table.attrs["parameters"] = count
+    splits = [
+        r.data.metrics["train_split_tokens"] for r in done if "train_split_tokens" in r.data.metrics
+    ]
+    if splits:  # one pass over the smallest training split the runs saw (older runs lack it)
+        table.attrs["train_tokens"] = float(min(splits))
     table.attrs["sweep_run_id"] = parent_id
     table.attrs["source"] = where
     table.attrs["source_name"] = name  # the sweep's run name: "sweep 2026-12-01/10-00-00"

@@ -110,6 +110,8 @@ def results_of(trainer: Trainer, data: TokenData, cfg: DictConfig) -> dict[str, 
         "test_loss": test["loss"],
         "total_steps": s.step,
         "tokens_seen": s.tokens_seen,
+        # One pass over this many tokens: a planner keeps its budgets within it.
+        "train_split_tokens": len(data.splits["train"]),
         "parameters": model.num_parameters(),
         "non_embedding_parameters": model.num_non_embedding_parameters(),
         "flops_per_token": model.flops_per_token(),
@@ -337,6 +339,13 @@ def _run(
             data.describe(),
             "hit" if data.cache_hit else "written",
         )
+        passes = (cfg.training.tokens or 0) / max(1, len(data.splits["train"]))
+        if passes > 1 and world.main:
+            log.warning(
+                "training.tokens=%s is %.2f passes over the training split (%s tokens): losses "
+                "past one pass mix first and repeated data, which a scaling law does not model",
+                f"{cfg.training.tokens:,}", passes, f"{len(data.splits['train']):,}",
+            )  # fmt: skip
         trainer = Trainer(
             cfg, model, data, runtime, tracker, out, branch_runs(tracker, cfg, compute), world
         )
