@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.forms import FORM_SPECS, fit_form
+from tinygpt.scaling.forms import FORM_SPECS, FormProblem, fit_form
 from tinygpt.scaling.selection import select_form
 from tinygpt.scaling.synthetic import coverage
 
@@ -49,6 +49,26 @@ def test_each_form_recovers_a_law_drawn_from_it(name):
     assert np.abs(fit.predict(N6, D6) / true6 - 1).max() < 3e-3
     N0, D0, clean = draw(name, SIZES[:-1])
     assert np.abs(fit.predict(N0, D0) / clean - 1).max() < 2e-3
+
+
+@pytest.mark.parametrize("name", list(FORM_SPECS))
+def test_each_forms_written_out_gradient_is_autograds(name):
+    form, rng = FORM_SPECS[name], np.random.default_rng(0)
+    N, D = np.exp(rng.uniform(8, 12, 30)), np.exp(rng.uniform(12, 15, 30))
+    loss = np.exp(rng.uniform(1.2, 1.7, 30))
+    centre = float(np.log(N).mean())
+    theta = form.starts()[:16] + rng.normal(0, 0.3, (16, len(form.names)))
+    weights = rng.integers(0, 3, (16, 30)).astype(float)
+    problem = FormProblem(form, N, D, loss, centre, delta=0.02)  # both sides of Huber's kink
+    f, g = problem.value_and_grad(theta, weights)
+    t = torch.tensor(theta, requires_grad=True)
+    r = torch.tensor(np.log(loss))[None] - form.log_pred(
+        t, torch.tensor(np.log(N)), torch.tensor(np.log(D)), centre
+    )
+    rho = torch.where(r.abs() <= 0.02, 0.5 * r * r, 0.02 * (r.abs() - 0.01))
+    (rho * torch.tensor(weights)).sum(1).sum().backward()
+    np.testing.assert_allclose(f, (rho * torch.tensor(weights)).sum(1).detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-9, atol=1e-12)
 
 
 def test_the_numeric_allocation_is_chinchillas_closed_form():

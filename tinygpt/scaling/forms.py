@@ -2,7 +2,8 @@
 
 Every form is a prediction of log L from (n, d) = (ln N, ln D) in unconstrained parameters,
 fitted by one machinery: the sum of Huber(δ) losses of log residuals, minimised by the batched
-BFGS of ``tinygpt.scaling.fit`` from a grid of starts (gradients by torch autograd), bootstrap
+BFGS of ``tinygpt.scaling.fit`` from a grid of starts (gradients written out, checked against
+torch autograd in the tests), bootstrap
 refits resampling runs, and the compute-optimal allocation found numerically on the form itself
 (N_opt(C) = argmin_N L(N, C/6N) on a grid in ln N, and a = d ln N_opt / d ln C at the compute
 asked for). ``../shared/laws-literature.md`` summarises the forms and where they come from.
@@ -110,6 +111,50 @@ FORM_SPECS = {
 }
 
 
+def _lse_np(*terms: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """log Σ exp(terms) and each term's softmax weight (its derivative), elementwise."""
+    terms = np.broadcast_arrays(*terms)
+    m = np.maximum.reduce(terms)
+    exps = [np.exp(t - m) for t in terms]
+    total = sum(exps)
+    return m + np.log(total), [e / total for e in exps]
+
+
+def log_pred_and_jacobian(
+    form: Form, theta: np.ndarray, n: np.ndarray, d: np.ndarray, centre: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``form.log_pred`` in numpy with its Jacobian in θ: (B, m) and (B, m, p). Written out
+    per form (every form is a log-sum-exp of terms linear in θ, once nested): a fit spent most
+    of its time in autograd's bookkeeping over these small tensors."""
+    t = [theta[:, i, None] for i in range(theta.shape[1])]
+    n, d = n[None], d[None]
+    if form.name == "chinchilla":
+        a, b, alpha, beta, e = t
+        y, (w1, w2, we) = _lse_np(a - alpha * n, b - beta * d, e)
+        cols = [w1, w2, -w1 * n, -w2 * d, we]
+    elif form.name == "kaplan_q":
+        a, b, e, alpha, beta, log_q = t
+        u, (s1, s2) = _lse_np(a - alpha * n, b - beta * d)
+        q = np.exp(log_q)
+        y, (we, wu) = _lse_np(e, q * u)
+        g = wu * q
+        cols = [g * s1, g * s2, we, -g * s1 * n, -g * s2 * d, g * u]
+    elif form.name == "farseer_lite":
+        a, b, e, alpha, beta0, beta1, kappa = t
+        m = n - centre
+        y, (we, w1, w2) = _lse_np(e, a - alpha * n, b + kappa * m - (beta0 + beta1 * m) * d)
+        cols = [w1, w2, we, -w1 * n, -w2 * d, -w2 * m * d, w2 * m]
+    elif form.name == "translog":
+        e, c0, c1, c2, c3, c4, c5 = t
+        m, dd = n - centre, d - D_CENTRE
+        poly = c0 + c1 * m + c2 * dd + c3 * m * m + c4 * dd * dd + c5 * m * dd
+        y, (we, w) = _lse_np(e, poly)
+        cols = [we, w, w * m, w * dd, w * m * m, w * dd * dd, w * m * dd]
+    else:
+        raise AssertionError(form.name)
+    return y, np.stack(np.broadcast_arrays(*cols), axis=-1)
+
+
 class FormProblem:
     """The Huber objective of a form on a table, in the interface ``batched_bfgs`` solves."""
 
@@ -118,22 +163,22 @@ class FormProblem:
         delta: float = HUBER_DELTA,
     ) -> None:  # fmt: skip
         self.form, self.centre, self.delta = form, centre, delta
-        self.n = torch.tensor(np.log(N), dtype=torch.float64)
-        self.d = torch.tensor(np.log(D), dtype=torch.float64)
-        self.log_y = torch.tensor(np.log(loss), dtype=torch.float64)
+        self.n = np.log(np.asarray(N, dtype=np.float64))
+        self.d = np.log(np.asarray(D, dtype=np.float64))
+        self.log_y = np.log(np.asarray(loss, dtype=np.float64))
 
     def value_and_grad(
         self, theta: np.ndarray, weights: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
-        r = self.log_y[None] - self.form.log_pred(t, self.n, self.d, self.centre)
-        a = r.abs()
-        rho = torch.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
+        """Objective (B,) and gradient (B, p); ``weights`` (B, m) count points (bootstrap)."""
+        y, jac = log_pred_and_jacobian(self.form, theta, self.n, self.d, self.centre)
+        r = self.log_y[None] - y
+        a = np.abs(r)
+        rho = np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
+        psi = np.clip(r, -self.delta, self.delta)  # d rho / d r
         if weights is not None:
-            rho = rho * torch.tensor(weights, dtype=torch.float64)
-        f = rho.sum(1)
-        f.sum().backward()
-        return f.detach().numpy(), t.grad.numpy()
+            rho, psi = rho * weights, psi * weights
+        return rho.sum(1), -np.einsum("bm,bmp->bp", psi, jac)
 
 
 @dataclass
