@@ -29,7 +29,7 @@ def profiles(budgets=(1e12, 3e12, 1e13, 3e13), noise=0.003, spread=6.0, seed=1) 
         for n in np.geomspace(n_opt(c) / spread, n_opt(c) * spread, 7):
             d = c / (6 * n)
             for s in (1, 2):
-                loss = LAW["E"] + LAW["A"] / n ** LAW["alpha"] + LAW["B"] / d ** LAW["beta"]
+                loss = law_loss(n, d)
                 rows.append(
                     {
                         "run_id": f"{c}-{n}-{s}",

@@ -130,17 +130,18 @@ def envelope(
     sizes = np.sort(key["N"].unique())
     size_of = np.searchsorted(sizes, key.loc[runs, "N"].to_numpy())
 
+    cols = np.arange(buckets)
+
     def per_size(idx: np.ndarray) -> Table:
         """Each size's best run in each bucket, among the runs ``idx``."""
-        out = np.full((len(sizes), buckets), np.inf), np.full((len(sizes), buckets), np.nan)
-        t_loss, t_c, t_d = out[0], out[1], out[1].copy()
+        t_loss = np.full((len(sizes), buckets), np.inf)
+        t_c, t_d = np.full_like(t_loss, np.nan), np.full_like(t_loss, np.nan)
         for s in range(len(sizes)):
             mine = idx[size_of[idx] == s]
-            if mine.size == 0:
-                continue
-            pick = mine[loss[mine].argmin(0)]
-            t_loss[s] = loss[pick, np.arange(buckets)]
-            t_c[s], t_d[s] = at["C"][pick, np.arange(buckets)], at["D"][pick, np.arange(buckets)]
+            if mine.size:
+                pick = mine[loss[mine].argmin(0)]
+                for table, source in ((t_loss, loss), (t_c, at["C"]), (t_d, at["D"])):
+                    table[s] = source[pick, cols]
         return t_loss, t_c, t_d
 
     return _frontier(
@@ -161,7 +162,7 @@ def cooled_envelope(
     is the mean over its seeds of ln L there, on ``points`` log-spaced computes."""
     if ends.empty or ends["N"].nunique() < 3:
         return "needs runs of at least 3 model sizes"
-    key = ["N", "seed"] if "seed" in ends and ends["seed"].notna().all() else ["N"]
+    by_seed = "seed" in ends and ends["seed"].notna().all()
     grid = np.geomspace(ends["C"].min(), ends["C"].max(), points)
     lg = np.log(grid)
     sizes = np.sort(ends["N"].unique())
@@ -169,7 +170,8 @@ def cooled_envelope(
     curves: list[np.ndarray] = []
     for n in sizes:
         rows = []
-        for _, g in ends[ends["N"] == n].groupby(key[1:] or (lambda _: 0)):
+        size = ends[ends["N"] == n]
+        for _, g in size.groupby("seed") if by_seed else [(None, size)]:
             g = g.groupby("C", as_index=False)["loss"].mean().sort_values("C")
             if len(g) < 2:
                 continue
@@ -181,7 +183,7 @@ def cooled_envelope(
     if sum(len(r) > 0 for r in curves) < 3:
         return "needs at least 3 model sizes run at 2 or more budgets"
     # C = flops_per_token(N) * D, so D at any C on a size's curve is C over its FLOPs per token.
-    per_token = ends.groupby("N").apply(lambda g: float((g["C"] / g["D"]).median()))
+    per_token = (ends["C"] / ends["D"]).groupby(ends["N"]).median()
     d = grid[None, :] / per_token.loc[sizes].to_numpy()[:, None]
     c = np.broadcast_to(grid, d.shape)
 

@@ -21,6 +21,12 @@ HUBER_DELTA = 1e-3
 GRID_FTOL = 1e-9  # see fit()
 
 
+def huber(r: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Huber's loss of residuals ``r`` and its derivative in r."""
+    a = np.abs(r)
+    return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)), np.clip(r, -delta, delta)
+
+
 @dataclass(frozen=True)
 class Problem:
     """``log_x``: (n, k) logs of the law's variables; ``log_y``: (n,) logs of the loss."""
@@ -68,12 +74,7 @@ class Problem:
         exps = [np.exp(t - m) for t in terms]
         s = sum(exps)
         r = self.log_y[None] - (m + np.log(s))
-        if self.loss == "l1":
-            rho, psi = np.abs(r), np.sign(r)
-        else:
-            a = np.abs(r)
-            rho = np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
-            psi = np.clip(r, -self.delta, self.delta)
+        rho, psi = (np.abs(r), np.sign(r)) if self.loss == "l1" else huber(r, self.delta)
         if weights is not None:
             rho, psi = rho * weights, psi * weights
         q = psi / s  # d obj / d term_j = −q · exp_j  (softmax weight times −ψ)

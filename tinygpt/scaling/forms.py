@@ -26,13 +26,13 @@ import numpy as np
 import torch
 
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.fit import HUBER_DELTA, Problem, batched_bfgs, grid_starts
+from tinygpt.scaling.fit import HUBER_DELTA, Problem, batched_bfgs, grid_starts, huber
 from tinygpt.scaling.names import FORMS
 
 
 def _lse(*terms: torch.Tensor) -> torch.Tensor:
     """log Σ exp(terms), elementwise. Written out: torch.logsumexp over a stacked axis of 2-3
-    was 0.7 ms a call here, most of a fit's time. The shift m carries no gradient (it cancels)."""
+    was 0.7 ms a call here. The shift m carries no gradient (it cancels)."""
     terms = torch.broadcast_tensors(*terms)
     m = terms[0].detach()
     for t in terms[1:]:
@@ -49,7 +49,9 @@ class Form:
     formula: str
 
     def log_pred(self, theta: torch.Tensor, n: torch.Tensor, d: torch.Tensor, centre: float):
-        """(B, m) log L̂ for θ (B, p) at m points; ``centre`` = mean ln N of the fitted runs."""
+        """(B, m) log L̂ for θ (B, p) at m points; ``centre`` = mean ln N of the fitted runs.
+        The forms' definition, read by predictions and bands; fits minimise with
+        ``log_pred_and_jacobian``, whose gradient the tests hold to this one's autograd."""
         t = [theta[:, i, None] for i in range(theta.shape[1])]
         if self.name == "chinchilla":  # tinygpt.scaling.fit.Problem's order: a, b, α, β, e
             a, b, alpha, beta, e = t
@@ -172,10 +174,7 @@ class FormProblem:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Objective (B,) and gradient (B, p); ``weights`` (B, m) count points (bootstrap)."""
         y, jac = log_pred_and_jacobian(self.form, theta, self.n, self.d, self.centre)
-        r = self.log_y[None] - y
-        a = np.abs(r)
-        rho = np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
-        psi = np.clip(r, -self.delta, self.delta)  # d rho / d r
+        rho, psi = huber(self.log_y[None] - y, self.delta)
         if weights is not None:
             rho, psi = rho * weights, psi * weights
         return rho.sum(1), -np.einsum("bm,bmp->bp", psi, jac)
@@ -288,14 +287,7 @@ def fit_form(
             f"{len(loss)} runs cannot determine the {len(form.names)} parameters of {name}: "
             "add runs or drop the form from fit.forms"
         )
-    threads = torch.get_num_threads()
-    # These are many small ops (starts × runs): one thread is 3× faster than two fighting
-    # over 14k-element arrays.
-    torch.set_num_threads(1)
-    try:
-        return _fit_form(form, N, D, loss, bootstrap, seed, delta, starts)
-    finally:
-        torch.set_num_threads(threads)
+    return _fit_form(form, N, D, loss, bootstrap, seed, delta, starts)
 
 
 def _fit_form(

@@ -34,6 +34,7 @@ from tinygpt.train.loop import (
     Trainer,
     budgets,
     strategy_of,
+    tokens_per_step,
 )
 from tinygpt.train.mfu import mfu
 from tinygpt.validation import check as check_config
@@ -339,16 +340,16 @@ def _run(
             data.describe(),
             "hit" if data.cache_hit else "written",
         )
-        passes = (cfg.training.tokens or 0) / max(1, len(data.splits["train"]))
-        if passes > 1 and world.main:
-            log.warning(
-                "training.tokens=%s is %.2f passes over the training split (%s tokens): losses "
-                "past one pass mix first and repeated data, which a scaling law does not model",
-                f"{cfg.training.tokens:,}", passes, f"{len(data.splits['train']):,}",
-            )  # fmt: skip
         trainer = Trainer(
             cfg, model, data, runtime, tracker, out, branch_runs(tracker, cfg, compute), world
         )
+        tokens, split = trainer.total * tokens_per_step(cfg), len(data.splits["train"])
+        if tokens > split and world.main:
+            log.warning(
+                "this run's %s tokens are %.2f passes over the training split (%s tokens): "
+                "losses past one pass mix first and repeated data, which a scaling law does "
+                "not model", f"{tokens:,}", tokens / split, f"{split:,}",
+            )  # fmt: skip
         stops.trainer = trainer
         if ckpt is not None:
             trainer.restore(ckpt)
