@@ -217,3 +217,32 @@ def test_a_swept_option_is_one_setting_named_by_its_option():
     )
     table = _keep_varying_settings(runs)
     assert sorted(table.columns) == ["data.tokenizer._target_", "loss", "seal.policy.name"]
+
+
+# The main job with d8 and d12 added (benchmarks/RESULTS.md, "Sizes below d16"): the additive
+# L(N, D) drives E to ~0 there and no bootstrap refit moves it off.
+OFF_THE_LAW = Path(__file__).parent / "fixtures" / "runs_below_d16.csv"
+
+
+def test_a_parameter_no_refit_moves_is_reported_unresolved_not_as_a_zero_width_ci(
+    tmp_path, cache_dir
+):
+    proc = tinygpt_cli(
+        "source=csv",
+        f"source.path={OFF_THE_LAW}",
+        "source.columns.seed=seed",
+        "fit.forms=[]",
+        "plots=false",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+        app="tinygpt.analyze",
+    )
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("  L(N, D):")]
+    ci_line = proc.stdout.splitlines()[proc.stdout.splitlines().index(line) + 1]
+    assert "E unresolved (every refit stayed at 4.31e-08" in ci_line, ci_line
+    assert "alpha ∈ [" in ci_line and "E ∈" not in ci_line
+    (out,) = tmp_path.glob("analysis/*/*")
+    fitted = json.loads((out / "fit.json").read_text())["laws"]
+    assert fitted["L(N, D)"]["bootstrap"]["unresolved"] == ["E"]
+    assert fitted["L(N)"]["bootstrap"]["unresolved"] == []  # E of L(N) is resolved: a real CI

@@ -290,8 +290,14 @@ def scaling_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
     say = Report()
     say(f"{len(analysis.table)} runs from {table.attrs.get('source')}")
     for name, law in analysis.laws.items():
-        ci = law.to_dict().get("bootstrap", {}).get("ci95", {})
-        bands = ", ".join(f"{p} ∈ [{lo:.4g}, {hi:.4g}]" for p, (lo, hi) in ci.items())
+        boot = law.to_dict().get("bootstrap", {})
+        flat = boot.get("unresolved", [])
+        bands = ", ".join(
+            f"{p} unresolved (every refit stayed at {lo:.3g}: the fit is flat in it)"
+            if p in flat
+            else f"{p} ∈ [{lo:.4g}, {hi:.4g}]"
+            for p, (lo, hi) in boot.get("ci95", {}).items()
+        )
         say(
             f"  {name}: {law.formula()}   R²(log) = {law.r2:.4f}"
             + (f"\n    95% CI: {bands}" if bands else "")

@@ -81,6 +81,16 @@ class Law:
             parts.insert(0, f"{p['E']:.4f}")
         return f"L({', '.join(self.variables)}) = " + " + ".join(parts)
 
+    def unresolved(self) -> list[str]:
+        """Parameters every bootstrap refit left where the fit put them (within 1e-4, relative):
+        the objective is flat in them there (an E driven to ~0, say), so their percentile
+        interval [x, x] would claim a precision the data do not have."""
+        if self.boot is None or len(self.boot) < 2:
+            return []
+        nat = self.natural(self.boot)
+        spread = np.ptp(nat, axis=0) <= 1e-4 * np.abs(nat).max(axis=0)
+        return [name for name, flat in zip(self.param_names(), spread, strict=True) if flat]
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "formula": self.formula(),
@@ -105,6 +115,7 @@ class Law:
                     ]
                     for i, name in enumerate(self.param_names())
                 },
+                "unresolved": self.unresolved(),
             }
         if self.l1_theta is not None:
             d["l1_params"] = dict(
