@@ -246,3 +246,25 @@ def test_a_parameter_no_refit_moves_is_reported_unresolved_not_as_a_zero_width_c
     fitted = json.loads((out / "fit.json").read_text())["laws"]
     assert fitted["L(N, D)"]["bootstrap"]["unresolved"] == ["E"]
     assert fitted["L(N)"]["bootstrap"]["unresolved"] == []  # E of L(N) is resolved: a real CI
+
+
+def test_a_job_is_a_seeds_runs_of_one_configuration_and_resamples_whole():
+    from tinygpt.scaling.fit import resample_counts
+    from tinygpt.scaling.laws import jobs
+    from tinygpt.scaling.synthetic import runs, truth
+
+    table = runs(truth, [1e4, 2e4, 4e4], [2e5, 4e5, 8e5], seeds=(1, 2))
+    table["training.tokens"] = table["D"]  # the budget: the same job at every value
+    labels = jobs(table, "job")
+    for _, rows in table.groupby(["N", "seed"]):
+        assert len(set(labels[rows.index])) == 1
+    assert len(set(labels)) == 6
+    assert jobs(table, "run") is None
+    assert jobs(table[table["seed"] == 1], "job") is None  # one seed: nothing ties runs
+    counts = resample_counts(50, len(table), 0, labels)
+    for label in set(labels):
+        same = counts[:, labels == label]
+        assert (same == same[:, :1]).all()  # a job's runs are drawn together
+    assert (counts.sum(1) == len(table)).all()  # 6 jobs of 3 runs: always 18 runs in all
+    law = fit_law(table, ["N", "D"], FitSettings(bootstrap=50, bootstrap_unit="job"))
+    assert law.boot.shape == (50, 5)

@@ -215,6 +215,7 @@ def forms_report(table: pd.DataFrame, cfg: DictConfig, out: Path) -> str:
             cfg.fit.forms_bootstrap,
             cfg.fit.bootstrap_seed,
             cfg.fit.forms_folds,
+            cfg.fit.bootstrap_unit,
         )
     except TinyGPTError as e:
         return f"  law forms: skipped ({e})"

@@ -511,6 +511,11 @@ class Metric(str, Enum):
     val_bpb = "val_bpb"  # bits per byte: comparable across tokenizers
 
 
+class BootstrapUnit(str, Enum):
+    run = "run"  # every run drawn on its own
+    job = "job"  # a seed's runs of one configuration drawn together: its budgets share a trunk
+
+
 @dataclass
 class FitSettings:
     """How ``tinygpt.scaling.laws`` fits: the Huber δ, bootstrap resamples and their seed, the
@@ -522,6 +527,12 @@ class FitSettings:
     bootstrap: int = 1000
     # Seed of the bootstrap resampling.
     bootstrap_seed: int = 0
+    # What a resample draws: single runs, as if every run were independent, or whole jobs (the
+    # runs of one seed and configuration at every budget, whose deviations from the law move
+    # together: correlated 0.84-0.97 between budgets on the main job). With 90 % of the seed
+    # variance shared per job, run resampling's bands held 73 % of held-out means, job
+    # resampling's 92 % (benchmarks/RESULTS.md, "Resampling jobs"); not yet the default.
+    bootstrap_unit: BootstrapUnit = BootstrapUnit.run
     # Also fit the least-absolute-deviation estimate beside the Huber one.
     l1: bool = True
     # Runs left out of a second fit and predicted by it: none, largest (model) or

@@ -103,6 +103,7 @@ def fitted_form(cfg: DictConfig, table: pd.DataFrame):
     """The form to plan on, fitted to every run with ``plan.bootstrap`` refits."""
     from tinygpt.scaling import selection
     from tinygpt.scaling.forms import FORMS, fit_form
+    from tinygpt.scaling.laws import jobs
 
     name = cfg.plan.form
     if name is None:
@@ -111,13 +112,14 @@ def fitted_form(cfg: DictConfig, table: pd.DataFrame):
         else:
             name, _ = selection.select_form(
                 table, list(cfg.fit.forms) or ["chinchilla"], None, 50, cfg.fit.bootstrap_seed,
-                cfg.fit.forms_folds,
+                cfg.fit.forms_folds, cfg.fit.bootstrap_unit,
             )  # fmt: skip
     elif name not in FORMS:
         raise TinyGPTError(f"plan.form={name!r}: choose one of {', '.join(FORMS)}")
     fit = fit_form(
-        name, table["N"], table["D"], table["loss"], cfg.plan.bootstrap, cfg.fit.bootstrap_seed
-    )
+        name, table["N"], table["D"], table["loss"], cfg.plan.bootstrap, cfg.fit.bootstrap_seed,
+        groups=jobs(table, cfg.fit.bootstrap_unit),
+    )  # fmt: skip
     return name, fit
 
 

@@ -233,13 +233,28 @@ def fit_l1(problem: Problem, theta0: np.ndarray) -> FitResult:
     return FitResult(best, best_f, 1, iterations)
 
 
-def bootstrap(
-    problem: Problem, theta_hat: np.ndarray, n_boot: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Refit on ``n_boot`` resamples of the points (as count weights), all in one batch."""
-    n = len(problem.log_y)
+def resample_counts(n_boot: int, n: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """(n_boot, n) count weights of bootstrap resamples of n points: each point drawn on its own,
+    or, given ``groups`` (a label per point), whole groups drawn with replacement, each point
+    weighted by how often its group was drawn (the cluster bootstrap)."""
     rng = np.random.default_rng(seed)
-    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+    if groups is None:
+        return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+    labels, index = np.unique(np.asarray(groups), return_inverse=True)
+    k = len(labels)
+    return rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot)[:, index].astype(np.float64)
+
+
+def bootstrap(
+    problem: Problem,
+    theta_hat: np.ndarray,
+    n_boot: int,
+    seed: int,
+    groups: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Refit on ``n_boot`` resamples of the points (as count weights; whole ``groups`` where
+    given), all in one batch."""
+    counts = resample_counts(n_boot, len(problem.log_y), seed, groups)
     starts = np.broadcast_to(theta_hat, (n_boot, len(theta_hat)))
     theta, f, _ = batched_bfgs(problem, starts, weights=counts)
     return theta, f

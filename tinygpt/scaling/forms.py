@@ -26,7 +26,14 @@ import numpy as np
 import torch
 
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.fit import HUBER_DELTA, Problem, batched_bfgs, grid_starts, huber
+from tinygpt.scaling.fit import (
+    HUBER_DELTA,
+    Problem,
+    batched_bfgs,
+    grid_starts,
+    huber,
+    resample_counts,
+)
 from tinygpt.scaling.names import FORMS
 
 
@@ -275,9 +282,11 @@ def fit_form(
     seed: int = 0,
     delta: float = HUBER_DELTA,
     starts: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> FormFit:
-    """Fit form ``name`` to runs (N, D, loss), with ``bootstrap`` refits resampling runs, from
-    ``starts`` (θ rows; default: the form's own grid)."""
+    """Fit form ``name`` to runs (N, D, loss), with ``bootstrap`` refits resampling runs (or
+    whole ``groups`` of them: a label per run), from ``starts`` (θ rows; default: the form's
+    own grid)."""
     if name not in FORM_SPECS:
         raise TinyGPTError(f"fit.forms: unknown form {name!r}: choose from {', '.join(FORMS)}")
     form = FORM_SPECS[name]
@@ -287,7 +296,7 @@ def fit_form(
             f"{len(loss)} runs cannot determine the {len(form.names)} parameters of {name}: "
             "add runs or drop the form from fit.forms"
         )
-    return _fit_form(form, N, D, loss, bootstrap, seed, delta, starts)
+    return _fit_form(form, N, D, loss, bootstrap, seed, delta, starts, groups)
 
 
 def _fit_form(
@@ -299,6 +308,7 @@ def _fit_form(
     seed: int,
     delta: float,
     starts: np.ndarray | None,
+    groups: np.ndarray | None,
 ) -> FormFit:
     centre = float(np.log(N).mean())
     problem: Any = FormProblem(form, N, D, loss, centre, delta)
@@ -314,13 +324,12 @@ def _fit_form(
     fitted = FormFit(form, polished[0], float(f_best[0]), centre, len(loss), starts=len(starts))
     fitted.seed_sigma = seed_sigma(N, D, loss)
     if bootstrap > 0:
-        rng = np.random.default_rng(seed)
-        counts = rng.multinomial(len(loss), np.full(len(loss), 1 / len(loss)), size=bootstrap)
+        counts = resample_counts(bootstrap, len(loss), seed, groups)
         with np.errstate(all="ignore"):
             boot, fb, _ = batched_bfgs(
                 problem,
                 np.broadcast_to(fitted.theta, (bootstrap, len(fitted.theta))).copy(),
-                weights=counts.astype(np.float64),
+                weights=counts,
                 max_iter=500,
             )
         fitted.boot = boot[np.isfinite(fb)]

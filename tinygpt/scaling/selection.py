@@ -17,6 +17,7 @@ import pandas as pd
 
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.forms import FORMS, FormFit, fit_form
+from tinygpt.scaling.laws import jobs
 
 
 def _points(fit: FormFit, table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -82,9 +83,16 @@ def select_form(
     bootstrap: int = 200,
     seed: int = 0,
     folds: int = 3,
+    unit: str = "run",
 ) -> tuple[str, dict[str, FormReport]]:
     """Forward CV over the sizes of ``table`` not in ``held``: each of the last ``folds`` fitted
-    sizes (from the 3rd on) predicted from the sizes below it. (selected form, every report)"""
+    sizes (from the 3rd on) predicted from the sizes below it; bootstraps draw ``unit``s
+    (``tinygpt.scaling.laws.jobs``). (selected form, every report)"""
+
+    def fitted_on(name: str, rows: pd.DataFrame) -> FormFit:
+        groups = jobs(rows, unit)
+        return fit_form(name, rows["N"], rows["D"], rows["loss"], bootstrap, seed, groups=groups)
+
     unknown = [f for f in forms if f not in FORMS]
     if unknown:
         raise TinyGPTError(
@@ -104,7 +112,7 @@ def select_form(
             train = fitted[fitted["N"] < sizes[k]]
             test = fitted[np.isclose(fitted["N"], sizes[k])]
             try:
-                fit = fit_form(name, train["N"], train["D"], train["loss"], bootstrap, seed)
+                fit = fitted_on(name, train)
             except TinyGPTError as e:  # too few runs for this form's parameters
                 rep.folds.append({"predict_N": float(sizes[k]), "skipped": str(e)})
                 continue
@@ -113,7 +121,7 @@ def select_form(
                               **_summary(points), "points": points})  # fmt: skip
         scored = [f["mean_abs_relative_error"] for f in rep.folds if "skipped" not in f]
         rep.cv_mean_abs_relative_error = float(np.mean(scored)) if scored else float("inf")
-        rep.fit = fit_form(name, fitted["N"], fitted["D"], fitted["loss"], bootstrap, seed)
+        rep.fit = fitted_on(name, fitted)
         if held is not None and held.any():
             rep.holdout = _points(rep.fit, table[held])
         reports[name] = rep
