@@ -530,8 +530,8 @@ class FitSettings:
     # What a resample draws: single runs, as if every run were independent, or whole jobs (the
     # runs of one seed and configuration at every budget, whose deviations from the law move
     # together: correlated 0.84-0.97 between budgets on the main job). With 90 % of the seed
-    # variance shared per job, run resampling's bands held 73 % of held-out means, job
-    # resampling's 92 % (benchmarks/RESULTS.md, "Resampling jobs"); not yet the default.
+    # variance shared per job, run resampling's bands held 73-84 % of held-out means, job
+    # resampling's 91-92 % (benchmarks/RESULTS.md, "Resampling jobs"); not yet the default.
     bootstrap_unit: BootstrapUnit = BootstrapUnit.run
     # Also fit the least-absolute-deviation estimate beside the Huber one.
     l1: bool = True
