@@ -127,12 +127,12 @@ class Law:
         return d
 
 
-def jobs(df: pd.DataFrame, unit: Any = "run") -> np.ndarray | None:
+def jobs(df: pd.DataFrame, unit: str = "run") -> np.ndarray | None:
     """The bootstrap's unit for each row: None where every run is drawn on its own
     (``fit.bootstrap_unit=run``, or runs without seeds); else a label shared by the runs of one
     seed and configuration (N and every swept setting but the token budget), which on a WSD
     grid are the branches of one trunk and elsewhere share an init and a data order."""
-    if getattr(unit, "value", unit) == "run" or "seed" not in df or df["seed"].nunique() < 2:
+    if unit == "run" or "seed" not in df or df["seed"].nunique() < 2:  # BootstrapUnit is a str
         return None  # one seed (or none recorded): nothing ties a run to others
     keys = [c for c in df.columns if c not in SCALING_COLUMNS and c != "training.tokens"]
     keys = [*(["N"] if "N" in df else []), "seed", *keys]
@@ -185,7 +185,7 @@ def fit_law(
             best.theta,
             settings.bootstrap,
             settings.bootstrap_seed,
-            jobs(df.loc[data.index], settings.bootstrap_unit),
+            jobs(df, settings.bootstrap_unit),
         )
     if settings.l1:
         law.l1_theta = fit_l1(problem, best.theta).theta
