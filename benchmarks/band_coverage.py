@@ -16,7 +16,7 @@ import argparse
 import time
 
 from tinygpt.hardware import cpu_name
-from tinygpt.scaling.synthetic import coverage
+from tinygpt.scaling.laws.synthetic import coverage
 
 
 def main() -> None:

@@ -17,10 +17,10 @@ import json
 import time
 from pathlib import Path
 
-from tinygpt.config import CurveFitConfig
 from tinygpt.hardware import cpu_name
-from tinygpt.scaling.curve_report import analyze_curves
-from tinygpt.scaling.curve_sources import from_csvs, to_curves
+from tinygpt.scaling.curves.study import analyze_curves
+from tinygpt.scaling.settings import CurveFitConfig
+from tinygpt.scaling.table.curves import from_csvs, to_curves
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "curves_mpl"
 FIT_ON = ["cosine_24000", "constant_24000", "wsdcon_9"]

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from tinygpt.hardware import cpu_name
-from tinygpt.scaling.forms import fit_form
+from tinygpt.scaling.laws.forms import fit_form
 
 # Non-embedding N of each width at 2 layers of 2 heads (experiment=scaling).
 N_OF = {"d8": 1760, "d12": 3792, "d16": 6592, "d24": 14496, "d32": 25472, "d48": 56640,

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
-from tinygpt.scaling.fit import Problem, bootstrap, fit, grid_starts
-from tinygpt.scaling.sources import from_csv
+from tinygpt.scaling.fit.batched import Problem, bootstrap, fit, grid_starts
+from tinygpt.scaling.table.runs import from_csv
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "chinchilla_epoch_data.csv"
 

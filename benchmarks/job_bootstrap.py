@@ -1,6 +1,6 @@
 """Resampling runs or whole jobs: coverage when a job's budgets share their seed noise.
 
-Synthetic studies of the main job's shape (tinygpt.scaling.synthetic: 5 sizes x 4 budgets x 2
+Synthetic studies of the main job's shape (tinygpt.scaling.laws.synthetic: 5 sizes x 4 budgets x 2
 seeds, additive law, the largest size held out) with log-normal seed noise of which a share of the
 variance is one draw per job (size, seed), as WSD branches of one trunk carry it. Each study is
 fitted with the bootstrap drawing single runs and drawing whole jobs (`fit.bootstrap_unit`);
@@ -19,9 +19,9 @@ import time
 import numpy as np
 
 from tinygpt.hardware import cpu_name
-from tinygpt.scaling.forms import fit_form
-from tinygpt.scaling.laws import jobs
-from tinygpt.scaling.synthetic import BUDGETS, SIZES, STARTS, TRUE, study, truth
+from tinygpt.scaling.laws.forms import fit_form
+from tinygpt.scaling.laws.law import jobs
+from tinygpt.scaling.laws.synthetic import BUDGETS, SIZES, STARTS, TRUE, study, truth
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Does planning the next round pay? Simulated studies of a known law (tinygpt.scaling.plan_sim).
+"""Does planning the next round pay? Simulated studies of a known law
+(tinygpt.scaling.plan.simulate).
 
 Each study trains a first round (d16-d48 x 200k/400k/800k, one seed, 1 % noise in log loss),
 fits the Chinchilla form with 100 bootstrap refits, then spends the first round's compute again
@@ -24,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from tinygpt.hardware import cpu_name
-from tinygpt.scaling.plan import Target
-from tinygpt.scaling.plan_sim import FIRST_BUDGETS, SIZES, first_round, study
+from tinygpt.scaling.plan.choose import Target
+from tinygpt.scaling.plan.simulate import FIRST_BUDGETS, SIZES, first_round, study
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from nbclient import NotebookClient
 
 from tests.conftest import tinygpt_cli
-from tinygpt.scaling.sources import from_mlflow
+from tinygpt.scaling.table.runs import from_mlflow
 
 pytestmark = pytest.mark.slow
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "scaling_laws.ipynb"

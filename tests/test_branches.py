@@ -8,8 +8,9 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import TINY, tinygpt_cli
+from tinygpt import checkpoint
 from tinygpt.errors import TinyGPTError
-from tinygpt.train import checkpoint, loop
+from tinygpt.train import loop
 from tinygpt.train.job import run
 
 # 256 tokens a step: budgets of 10, 20 and 40 steps branching at steps 8, 16 (trunk decays at 32).
@@ -126,7 +127,7 @@ def test_budgets_are_child_runs_and_a_retyped_sweep_skips_finished_branches(tmp_
         assert r.data.metrics["tokens_seen"] == int(key)
     assert jobs[0].data.params["training.tokens"] == "10240"
 
-    from tinygpt.scaling.sources import from_mlflow
+    from tinygpt.scaling.table.runs import from_mlflow
 
     table = from_mlflow(uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert sorted(table["D"]) == [2560, 5120, 10240]

@@ -167,7 +167,7 @@ def test_a_seed_with_its_own_budgets_trains_those_and_records_the_largest():
 
 
 def test_one_tuned_lr_per_size_is_a_scaling_study_and_three_per_size_an_lr_sweep():
-    from tinygpt.scaling.sources import kind_of
+    from tinygpt.scaling.table.runs import kind_of
 
     per_size = pd.DataFrame({"N": [1, 1, 2, 2, 3, 3], "optimizer.lr": [4, 4, 2, 2, 1, 1]})
     assert kind_of(per_size) == "scaling"

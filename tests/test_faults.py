@@ -16,7 +16,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import TINY
-from tinygpt.train import checkpoint
+from tinygpt import checkpoint
 from tinygpt.train.job import run
 
 pytestmark = pytest.mark.slow
@@ -123,7 +123,7 @@ def test_a_signal_during_a_checkpoint_write_resumes_to_the_uninterrupted_loss(
 
 
 def test_eight_writers_and_a_reader_on_one_sqlite_store_lose_nothing(tmp_path):
-    from tinygpt.scaling.sources import from_mlflow
+    from tinygpt.scaling.table.runs import from_mlflow
     from tinygpt.tracking.mlflow_run import Store, Tracker
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.forms import FORM_SPECS, FormProblem, fit_form
-from tinygpt.scaling.selection import select_form
-from tinygpt.scaling.synthetic import coverage
+from tinygpt.scaling.laws.forms import FORM_SPECS, FormProblem, fit_form
+from tinygpt.scaling.laws.selection import select_form
+from tinygpt.scaling.laws.synthetic import coverage
 
 LOSSES = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "main_job_losses.csv"
 SIZES = np.array([5e3, 1e4, 2e4, 4e4, 8e4, 1.6e5])

@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tinygpt.analyze import holdout_report
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.grid import along
-from tinygpt.scaling.laws import FitSettings
-from tinygpt.scaling.plots import readable_log_axis
-from tinygpt.scaling.report import analyze, write
-from tinygpt.scaling.synthetic import runs
+from tinygpt.scaling.axes import readable_log_axis
+from tinygpt.scaling.laws.law import FitSettings
+from tinygpt.scaling.laws.synthetic import runs
+from tinygpt.scaling.study import analyze
+from tinygpt.scaling.table.grid import along
+from tinygpt.scaling.views.files import write
+from tinygpt.scaling.views.text import holdout_report
 
 TRUTH = {"E": 1.8, "A": 60.0, "B": 40.0, "alpha": 0.36, "beta": 0.30}
 

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.isoflop import compute_groups, isoflop
-from tinygpt.scaling.synthetic import runs
+from tinygpt.scaling.allocation.isoflop import compute_groups, isoflop
+from tinygpt.scaling.laws.synthetic import runs
+from tinygpt.train.branches import tokens_per_step
 from tinygpt.train.compute import compute_plan, flops_per_token
-from tinygpt.train.loop import tokens_per_step
 
 LAW = {"E": 1.8, "A": 60.0, "B": 40.0, "alpha": 0.36, "beta": 0.30}
 A_TRUE = LAW["beta"] / (LAW["alpha"] + LAW["beta"])
@@ -113,7 +113,7 @@ def test_budgets_too_small_for_a_model_are_left_out_and_all_too_small_is_an_erro
 
 
 def test_the_envelope_of_training_curves_tracks_the_frontier():
-    from tinygpt.scaling.envelope import envelope
+    from tinygpt.scaling.allocation.envelope import envelope
 
     rng = np.random.default_rng(0)
     rows = [
@@ -151,7 +151,7 @@ def budget_grid(sizes, budgets, seeds=(1, 2)) -> pd.DataFrame:
 
 
 def test_the_envelope_of_cooled_ends_tracks_the_frontier():
-    from tinygpt.scaling.envelope import cooled_envelope
+    from tinygpt.scaling.allocation.envelope import cooled_envelope
 
     # 9 sizes, each at 12 budgets spanning 3 decades: every compute in the middle is bracketed.
     ends = budget_grid(np.geomspace(1e5, 1e8, 9), np.geomspace(1e6, 1e10, 12))
@@ -166,7 +166,7 @@ def test_the_envelope_of_cooled_ends_tracks_the_frontier():
 
 
 def test_budgets_that_stop_short_of_the_optimum_give_no_envelope():
-    from tinygpt.scaling.envelope import cooled_envelope
+    from tinygpt.scaling.allocation.envelope import cooled_envelope
 
     # Budgets 8x apart, far below every size's optimal tokens (this law wants D_opt >> 20 N
     # here): at every compute the smallest size that reaches it wins, as on the main job.
@@ -178,8 +178,8 @@ def test_budgets_that_stop_short_of_the_optimum_give_no_envelope():
 
 
 def test_the_cooled_envelope_is_what_a_wsd_grid_is_analysed_with():
-    from tinygpt.scaling.laws import FitSettings
-    from tinygpt.scaling.report import _envelope
+    from tinygpt.scaling.laws.law import FitSettings
+    from tinygpt.scaling.study import _envelope
 
     grid = budget_grid(np.geomspace(1e5, 1e8, 9), np.geomspace(1e6, 1e10, 12))
     env = _envelope(grid, FitSettings(bootstrap=50))
@@ -190,7 +190,7 @@ def test_the_cooled_envelope_is_what_a_wsd_grid_is_analysed_with():
 
 
 def test_a_csv_of_c_d_and_loss_is_enough(tmp_path):
-    from tinygpt.scaling.sources import from_csv
+    from tinygpt.scaling.table.runs import from_csv
 
     t = profiles()
     path = tmp_path / "isoflop.csv"

@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
+from tinygpt import checkpoint
 from tinygpt.data.dataset import prepare
 from tinygpt.model import GPTConfig, TinyGPT
 from tinygpt.scaling import lr_transfer
-from tinygpt.train import checkpoint, coord_check
+from tinygpt.train import coord_check
 from tinygpt.train.job import run
 from tinygpt.train.optim import param_groups
 

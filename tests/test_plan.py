@@ -15,9 +15,9 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import tinygpt_cli
 from tinygpt.app import config_dir
-from tinygpt.plan import budget_ladder, preset_size
-from tinygpt.scaling.plan import Job, Target, choose, posterior_variance
-from tinygpt.scaling.plan_sim import (
+from tinygpt.scaling.plan.choose import Job, Target, choose, posterior_variance
+from tinygpt.scaling.plan.round import budget_ladder, preset_size
+from tinygpt.scaling.plan.simulate import (
     FIRST_BUDGETS,
     LADDER,
     SIZES,
@@ -64,7 +64,7 @@ def test_a_wsd_job_prices_its_branches_as_decays():
 
 @pytest.fixture(scope="module")
 def first_fit():
-    from tinygpt.scaling.forms import fit_form
+    from tinygpt.scaling.laws.forms import fit_form
 
     N, D, L = observe(np.random.default_rng(1), points(first_round()), 0.01)
     return fit_form("chinchilla", N, D, L, 100, 0)

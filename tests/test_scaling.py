@@ -1,6 +1,7 @@
 """Scaling-law fits: the Chinchilla replication, synthetic recovery, the analysis app."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +10,10 @@ import pytest
 
 from tests.conftest import tinygpt_cli
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.fit import Problem, batched_bfgs, fit
-from tinygpt.scaling.laws import FitSettings, compute_optimal, fit_law
-from tinygpt.scaling.report import aggregate_seeds, analyze
-from tinygpt.scaling.sources import _keep_varying_settings, from_csv
+from tinygpt.scaling.fit.batched import Problem, batched_bfgs, fit
+from tinygpt.scaling.laws.law import FitSettings, compute_optimal, fit_law
+from tinygpt.scaling.study import aggregate_seeds, analyze
+from tinygpt.scaling.table.runs import _keep_varying_settings, from_csv
 
 FIXTURE = Path(__file__).parent / "fixtures" / "chinchilla_epoch_data.csv"
 PUBLISHED_HUBER = {"A": 477.83, "B": 2143.4, "E": 1.81722, "alpha": 0.34731, "beta": 0.36717}
@@ -240,7 +241,12 @@ def test_a_parameter_no_refit_moves_is_reported_unresolved_not_as_a_zero_width_c
     assert proc.returncode == 0, proc.stderr
     (line,) = [x for x in proc.stdout.splitlines() if x.startswith("  L(N, D):")]
     ci_line = proc.stdout.splitlines()[proc.stdout.splitlines().index(line) + 1]
-    assert "E unresolved (every refit stayed at 4.31e-08" in ci_line, ci_line
+    # E is driven to ~0 (4.3e-08 on one CPU, 3.5e-08 on another: the flat direction's last
+    # digits are the float reductions'); what is guaranteed is that it is named, not bracketed.
+    stayed = re.search(
+        r"E unresolved \(every refit stayed at ([0-9.e+-]+): the fit is flat", ci_line
+    )
+    assert stayed and float(stayed.group(1)) < 1e-6, ci_line
     assert "alpha ∈ [" in ci_line and "E ∈" not in ci_line
     (out,) = tmp_path.glob("analysis/*/*")
     fitted = json.loads((out / "fit.json").read_text())["laws"]
@@ -249,9 +255,9 @@ def test_a_parameter_no_refit_moves_is_reported_unresolved_not_as_a_zero_width_c
 
 
 def test_a_job_is_a_seeds_runs_of_one_configuration_and_resamples_whole():
-    from tinygpt.scaling.fit import resample_counts
-    from tinygpt.scaling.laws import jobs
-    from tinygpt.scaling.synthetic import runs, truth
+    from tinygpt.scaling.fit.batched import resample_counts
+    from tinygpt.scaling.laws.law import jobs
+    from tinygpt.scaling.laws.synthetic import runs, truth
 
     table = runs(truth, [1e4, 2e4, 4e4], [2e5, 4e5, 8e5], seeds=(1, 2))
     table["training.tokens"] = table["D"]  # the budget: the same job at every value

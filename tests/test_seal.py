@@ -13,10 +13,10 @@ from hydra import compose, initialize_config_dir
 from tests.conftest import TINY, tinygpt_cli
 from tinygpt import packages
 from tinygpt.app import config_dir
-from tinygpt.config import FitSettings
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling import adaptation
 from tinygpt.scaling.adaptation import pareto_front, power_law
+from tinygpt.scaling.settings import FitSettings
 from tinygpt.seal import adapt as seal
 from tinygpt.seal import pretrained
 from tinygpt.seal.job import run as adapt_run

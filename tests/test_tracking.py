@@ -16,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import TINY, tinygpt_cli
-from tinygpt.train import checkpoint
+from tinygpt import checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -4,11 +4,12 @@ import math
 import pytest
 import torch
 
+from tinygpt import checkpoint
 from tinygpt.config import Attention
 from tinygpt.errors import TinyGPTError
 from tinygpt.hardware import Runtime
 from tinygpt.model import GPTConfig, TinyGPT
-from tinygpt.train import checkpoint, loop
+from tinygpt.train import loop
 from tinygpt.train.job import run
 from tinygpt.train.mfu import mfu, peak_flops
 from tinygpt.train.optim import param_groups

@@ -268,7 +268,12 @@ def spawn(devices: int, out: Path, threads: int | None) -> None:
         *args,
         f"hydra.run.dir={out}",
     ]
-    proc = subprocess.Popen(cmd, env=env)
+    # The launcher's own report of a failure (ChildFailedError, exit codes, "To enable
+    # traceback ...") and the ranks' tracebacks go to a file: the user reads the rank's own
+    # one-line error, and the file is named for the rest.
+    launcher_log = out / "ranks.stderr.log"
+    with launcher_log.open("ab") as stderr:
+        proc = subprocess.Popen(cmd, env=env, stderr=stderr)
     interrupted = False
     while proc.poll() is None:
         try:
@@ -276,20 +281,23 @@ def spawn(devices: int, out: Path, threads: int | None) -> None:
         except KeyboardInterrupt:
             # Ctrl-C reached the ranks too: they stop at the end of a step and checkpoint.
             interrupted = True
-    errors = sorted(p.read_text() for p in out.glob("rank*.error"))
+    errors = sorted(p.read_text().strip() for p in out.glob("rank*.error"))
     if errors:
-        raise RanksFailed(errors)
+        raise RanksFailed(errors, launcher_log)
     if proc.returncode and interrupted:
         raise KeyboardInterrupt
     if proc.returncode:
-        raise RanksFailed([f"the ranks exited {proc.returncode}: see the logs in {out}"])
+        raise RanksFailed([f"the ranks exited {proc.returncode}"], launcher_log)
 
 
 class RanksFailed(RuntimeError):
     """One or more ranks of a job failed; their own errors are the message."""
 
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
+    def __init__(self, errors: list[str], log: Path) -> None:
+        # One line: the first rank's own error (they are most often the same), the rest named.
+        first = errors[0].splitlines()[-1] if errors[0] else "no message"
+        more = f" ({len(errors)} ranks failed)" if len(errors) > 1 else ""
+        super().__init__(f"{first}{more}; every rank's output in {log}")
 
 
 def check_world(

@@ -53,9 +53,18 @@ def _bad_arguments(error: BaseException) -> bool:
 def one_line_errors(app: str, log: logging.Logger) -> Iterator[None]:
     """A TinyGPTError leaves the app as one line on stderr and exit status 2 (bad input); any
     other exception keeps its traceback (a bug)."""
+    from omegaconf.errors import MissingMandatoryValue
+
     try:
         yield
+    except MissingMandatoryValue as e:  # a ``???`` read before any check named it
+        key = e.full_key or "a mandatory setting"
+        _leave(app, log, f"{key} is not set: add {key}=<value> to the command")
     except TinyGPTError as e:
-        log.error("%s", e)
-        print(f"{app}: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        _leave(app, log, str(e))
+
+
+def _leave(app: str, log: logging.Logger, message: str) -> None:
+    log.error("%s", message)
+    print(f"{app}: error: {message}", file=sys.stderr)
+    sys.exit(2)

@@ -34,7 +34,7 @@ RANGES = [
 def checkpoints(run_dir: Path) -> list[tuple[int, str, dict[str, Any]]]:
     """(step, file name, checkpoint) of every step_<N>.pt and final.pt, by step; final.pt only
     where no step_<N>.pt holds its step. Each file is read once."""
-    from tinygpt.train import checkpoint
+    from tinygpt import checkpoint
 
     found: dict[int, tuple[str, dict[str, Any]]] = {}
     for path in reversed(checkpoint.candidates(run_dir)):  # step files first, final.pt last
@@ -122,7 +122,7 @@ def evaluate_run(cfg: DictConfig, out: Path) -> Any:
 def plot(table: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    from tinygpt.scaling.plots import save
+    from tinygpt.scaling.axes import save
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     trained = table[table["step"] > 0]

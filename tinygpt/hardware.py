@@ -83,8 +83,18 @@ def _mps_available() -> bool:
     return hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
 
 
-def resolve(cfg: DictConfig, local_rank: int = 0) -> Runtime:
-    """The device, precision and compile settings; ``local_rank`` picks this rank's GPU."""
+def check_device(cfg: DictConfig) -> None:
+    """That ``hardware.device`` exists here, and has a GPU for each of ``hardware.devices``
+    ranks where it is CUDA: checked before any rank is started."""
+    device = _device(cfg)
+    if device is Device.cuda and torch.cuda.device_count() < cfg.devices:
+        raise TinyGPTError(
+            f"hardware.devices={cfg.devices} but torch sees {torch.cuda.device_count()} CUDA "
+            f"device(s): use hardware.devices={torch.cuda.device_count()} or fewer"
+        )
+
+
+def _device(cfg: DictConfig) -> Device:
     device = Device(cfg.device)
     if device is Device.auto:
         device = (
@@ -103,6 +113,12 @@ def resolve(cfg: DictConfig, local_rank: int = 0) -> Runtime:
         raise TinyGPTError(
             "hardware=mps but the MPS backend is not available: use hardware=cpu or hardware=auto"
         )
+    return device
+
+
+def resolve(cfg: DictConfig, local_rank: int = 0) -> Runtime:
+    """The device, precision and compile settings; ``local_rank`` picks this rank's GPU."""
+    device = _device(cfg)
     precision = Precision(cfg.precision)
     if precision is Precision.auto:
         precision = Precision.bf16 if device is Device.cuda else Precision.fp32

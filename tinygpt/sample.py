@@ -33,9 +33,9 @@ RANGES = [
 def generator(spec: str, tracking_uri: str | None) -> Generator:
     """The run's model and tokenizer: from a model URI through MLflow, else from the newest
     checkpoint of its run directory (final.pt once it finished)."""
+    from tinygpt import checkpoint
     from tinygpt.runs import MODEL_URI_SCHEMES, run_directory
     from tinygpt.serving import Generator
-    from tinygpt.train import checkpoint
 
     if spec.startswith(MODEL_URI_SCHEMES):
         import mlflow

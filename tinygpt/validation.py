@@ -38,6 +38,12 @@ RANGES: list[tuple[str, Callable[[float], bool], str]] = [
     ("data.fraction", lambda v: 0 < v <= 1, "in (0, 1]"),
     ("data.max_samples", lambda v: v >= 1, "at least 1 (or null for all)"),
     ("seed", lambda v: v >= 0, "zero or positive"),
+    (
+        "hardware.devices",
+        lambda v: v >= 1,
+        "at least 1: the processes on each machine (1, or e.g. 2 for two ranks)",
+    ),
+    ("hardware.nodes", lambda v: v >= 1, "at least 1 (the machines the job spans)"),
 ]
 
 # Nodes filled by a config group: a plain string there is a group option typed with a dot.
@@ -77,7 +83,7 @@ def check_ranges(cfg: DictConfig, ranges: list[tuple[str, Callable[[float], bool
 
 
 def check_analyze(cfg: DictConfig) -> None:
-    from tinygpt.scaling.holdout import check_rule
+    from tinygpt.scaling.laws.holdout import check_rule
     from tinygpt.scaling.names import CURVE_LAWS, CURVE_OPTIMIZERS, FORMS
 
     check_set(cfg)
@@ -90,6 +96,11 @@ def check_analyze(cfg: DictConfig) -> None:
     ]:
         if value not in allowed:
             raise TinyGPTError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def check_plan(cfg: DictConfig) -> None:
+    """tinygpt-plan reads the runs as tinygpt-analyze does: the same checks first."""
+    check_analyze(cfg)
 
 
 def check(cfg: DictConfig) -> None:

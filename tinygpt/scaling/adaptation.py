@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from tinygpt.config import FitSettings
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.columns import ADAPTATION_COLUMNS
-from tinygpt.scaling.laws import Law, fit_law
-from tinygpt.scaling.plots import law_band, readable_log_axis, save
+from tinygpt.scaling.axes import law_band, readable_log_axis, save
+from tinygpt.scaling.laws.law import Law, fit_law
+from tinygpt.scaling.settings import FitSettings
+from tinygpt.scaling.table.columns import ADAPTATION_COLUMNS
 
 STEPS = "seal.inner_steps"
 

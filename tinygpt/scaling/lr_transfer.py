@@ -127,7 +127,7 @@ def plot(table: pd.DataFrame, found: list[Optimum], path: Path) -> Path:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from tinygpt.scaling.plots import save
+    from tinygpt.scaling.axes import save
 
     width = WIDTH if WIDTH in table else "N"
     names = sorted({o.series for o in found})

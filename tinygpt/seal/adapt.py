@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
+from tinygpt import checkpoint
 from tinygpt.data.dataset import EVAL_SEED, BatchSampler, prepare, split_documents
 from tinygpt.data.tokenizers import Tokenizer, load_tokenizer
 from tinygpt.errors import TinyGPTError, instantiate
 from tinygpt.model import TinyGPT
 from tinygpt.runs import run_directory
-from tinygpt.train import checkpoint
 
 
 @dataclass

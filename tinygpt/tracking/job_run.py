@@ -14,10 +14,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from tinygpt import checkpoint
 from tinygpt.tracking.mlflow_run import Store, Tracker
 from tinygpt.tracking.sweep import config_hash, parent_run_id
 from tinygpt.tracking.sysinfo import slurm_tags, system_tags
-from tinygpt.train import checkpoint
 
 log = logging.getLogger("tinygpt")
 

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, open_dict
 
 from tinygpt.errors import TinyGPTError
 from tinygpt.model import GPTConfig, TinyGPT
-from tinygpt.train.loop import plan, tokens_per_step
+from tinygpt.train.branches import plan, tokens_per_step
 from tinygpt.train.optim import build_schedule
 from tinygpt.train.schedules import WSD
 

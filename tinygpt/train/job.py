@@ -15,27 +15,18 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from tinygpt import distributed, hardware
+from tinygpt import checkpoint, distributed, hardware
 from tinygpt.data.dataset import TokenData, prepare
 from tinygpt.data.tokenizers import save_tokenizer
 from tinygpt.errors import TinyGPTError
 from tinygpt.model import GPTConfig, TinyGPT
 from tinygpt.timing import clock
 from tinygpt.tracking.job_run import JobRun, in_multirun, open_job_run, output_dir
-from tinygpt.tracking.mlflow_run import Store, Tracker, flatten, monitor_run, with_retry
+from tinygpt.tracking.mlflow_run import Tracker, flatten, monitor_run
 from tinygpt.tracking.sysinfo import slurm_logs
-from tinygpt.train import checkpoint
+from tinygpt.train.branches import branch_runs, branch_summary, budgets, tokens_per_step
 from tinygpt.train.compute import apply as apply_compute_budgets
-from tinygpt.train.loop import (
-    BranchTracker,
-    Budget,
-    Interrupted,
-    Paused,
-    Trainer,
-    budgets,
-    strategy_of,
-    tokens_per_step,
-)
+from tinygpt.train.loop import Interrupted, Paused, Trainer, strategy_of
 from tinygpt.train.mfu import mfu
 from tinygpt.validation import check as check_config
 
@@ -127,73 +118,12 @@ def results_of(trainer: Trainer, data: TokenData, cfg: DictConfig) -> dict[str, 
     }
 
 
-def branch_summary(trainer: Trainer, test_loss: float) -> dict[str, Any]:
-    """What the branches measured and cost, beside what separate runs would have cost."""
-    s, per_step = trainer.state, trainer.tokens_per_step
-    trunk = {
-        "budget_tokens": trainer.budgets[-1].tokens,
-        "branch_step": trainer.schedule.decay_start(trainer.total),
-        "total_steps": s.step,
-        "tokens_seen": s.tokens_seen,
-        "final_val_loss": s.last_eval.get("loss"),
-        "test_loss": test_loss,
-        "trunk": True,
-    }
-    points = sorted([*s.branches, trunk], key=lambda b: b["budget_tokens"])
-    return {
-        "budgets": points,
-        "trunk_seconds": s.wall_seconds - s.branch_seconds,
-        "branch_seconds": s.branch_seconds,
-        "trunk_tokens": s.tokens_seen,
-        "branch_tokens": s.branch_tokens,
-        # Tokens the same budgets would cost as separate runs from scratch.
-        "separate_runs_tokens": sum(b.steps for b in trainer.budgets) * per_step,
-    }
-
-
 def record_timing(out: Path) -> None:
     """The job's wall time by phase, to the log and ``timing.json`` (benchmarks/main_job.py)."""
     summary = clock.summary()  # charges the open phase up to now
     log.info("time: %s", summary)
     timing = {"total_seconds": sum(clock.seconds.values()), "seconds": clock.seconds}
     (out / "timing.json").write_text(json.dumps(timing, indent=2))
-
-
-def branch_runs(tracker: Tracker, cfg: DictConfig, compute: dict[int, float]) -> BranchTracker:
-    """Each budget of a branched job as an MLflow child run of the job's run.
-
-    A branch run carries the job's params with ``training.tokens`` set to its budget, so the
-    analysis reads it as one more (N, D, loss) point. A branch that runs again (its job was
-    killed mid-branch) reopens its run instead of adding a second one.
-    """
-    if not tracker.enabled:
-        return lambda budget: Tracker.disabled()
-    client = tracker.client
-    job = with_retry(lambda: client.get_run(tracker.run_id))
-    store = Store(client, job.info.experiment_id, tracker.uri)
-    params = flatten(OmegaConf.to_container(cfg, resolve=True))
-
-    def open_branch(budget: Budget) -> Tracker:
-        where = (
-            f"tags.mlflow.parentRunId = '{tracker.run_id}' and tags.budget_tokens = "
-            f"'{budget.tokens}'"
-        )
-        previous = store.find_runs(where)
-        run_id = previous[0].info.run_id if previous else None
-        tags = {
-            "kind": "branch",
-            "budget_tokens": str(budget.tokens),
-            "job_config_hash": job.data.tags.get("config_hash", ""),
-        }
-        name = f"{job.info.run_name} D={budget.tokens:,}"
-        branch = Tracker.start(store, name, tags, run_id=run_id, parent_run_id=tracker.run_id)
-        if run_id is None:
-            branch.log_params({**params, "training.tokens": budget.tokens})
-        if budget.tokens in compute:
-            branch.log_metrics({"compute_budget": compute[budget.tokens]}, budget.steps)
-        return branch
-
-    return open_branch
 
 
 def run(cfg: DictConfig, out_dir: Path | None = None) -> float:
@@ -269,11 +199,12 @@ def start_ranks(cfg: DictConfig, out: Path) -> float:
             "a sweep with hardware.devices > 1 runs each job's ranks as SLURM tasks: use "
             "hydra/launcher=slurm_cpu or slurm_gpu"
         )
+    hardware.check_device(cfg.hardware)  # one line here, not one failure per rank
     log.info("starting %d ranks (torch.distributed.run) into %s", cfg.hardware.devices, out)
     try:
         distributed.spawn(cfg.hardware.devices, out, cfg.hardware.threads)
     except distributed.RanksFailed as e:
-        raise TinyGPTError(f"the job failed on its ranks:\n{e}") from None
+        raise TinyGPTError(f"the job failed on its ranks: {e}") from None
     results = out / "results.json"  # absent after a pause (training.stop_at)
     return json.loads(results.read_text())["final_val_loss"] if results.exists() else float("nan")
 
@@ -306,7 +237,16 @@ def _run(
     found = checkpoint.load_newest(out) if cfg.training.resume and world.main else None
     resume_from, ckpt = found if found else (None, None)
     if cfg.training.resume and ckpt is None and world.main:
-        log.info("training.resume=true but no checkpoint in %s: starting from scratch", out)
+        damaged = checkpoint.candidates(out)
+        if damaged and cfg.training.damaged_checkpoints.value == "fail":
+            names = ", ".join(p.name for p in damaged)
+            raise TinyGPTError(
+                f"training.resume=true but every checkpoint in {out} is damaged ({names}): "
+                "delete them to start over, or training.resume=false (or "
+                "training.damaged_checkpoints=restart) to train from step 0"
+            )
+        why = "every checkpoint is damaged" if damaged else "no checkpoint"
+        log.warning("training.resume=true but %s in %s: starting from scratch", why, out)
 
     tracking = cfg.tracking
     if world.main:

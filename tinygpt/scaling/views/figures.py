@@ -12,85 +12,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.axes import Axes
-from matplotlib.axis import Axis
-from matplotlib.ticker import (
-    EngFormatter,
-    FixedLocator,
-    FuncFormatter,
-    LogLocator,
-    MaxNLocator,
-    NullFormatter,
-)
 
-from tinygpt.scaling.grid import along
+from tinygpt.scaling.axes import HELD_OUT, LABELS, label, law_band, readable_log_axis, save
+from tinygpt.scaling.table.grid import along
 
 if TYPE_CHECKING:
-    from tinygpt.scaling.analysis import Analysis
-    from tinygpt.scaling.holdout import Holdout
-    from tinygpt.scaling.laws import Law
-
-LABELS = {"N": "non-embedding parameters N", "D": "tokens D", "C": "training FLOPs C"}
-N_TOTAL = "parameters N (embeddings included)"
-
-
-def label(table: pd.DataFrame, x: str) -> str:
-    """The axis label of a table column; N says which parameters it counts."""
-    if x == "N" and table.attrs.get("parameters") == "total":
-        return N_TOTAL
-    return LABELS.get(x, x)
-
-
-HELD_OUT = {"color": "crimson", "marker": "*", "s": 110, "zorder": 5}
-
-
-def readable_log_axis(axis: Axis, lo: float, hi: float, name: str = "") -> None:
-    """Tick labels a reader can use on a log axis, whatever its range.
-
-    Under a decade (a loss axis) matplotlib would label nothing; there ticks go at round linear
-    values. Over a decade they go at 1, 2 and 5 per decade, in engineering units for counts.
-    """
-    if hi / lo < 10:
-        ticks = [t for t in MaxNLocator(nbins=6).tick_values(lo, hi) if lo <= t <= hi and t > 0]
-        axis.set_major_locator(FixedLocator(ticks))
-        counts = name in ("N", "D") and lo >= 1000
-        axis.set_major_formatter(EngFormatter(sep="") if counts else FuncFormatter(_short))
-    else:
-        decades = np.log10(hi / lo)
-        axis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5) if decades < 4 else (1,)))
-        if name == "C":
-            axis.set_major_formatter(FuncFormatter(_short))
-        else:
-            axis.set_major_formatter(EngFormatter(sep=""))
-    axis.set_minor_formatter(NullFormatter())
-
-
-def save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
-
-
-def _short(value: float, _: object = None) -> str:
-    return f"{value:.3g}".replace("e+", "e")
-
-
-def law_band(
-    ax: Axes,
-    law: Law,
-    grid: np.ndarray,
-    color: str,
-    label: str,
-    style: str = "-",
-    band_label: str | None = "95% bootstrap band",
-) -> None:
-    """A one-variable law along ``grid`` with its 95% bootstrap band (where it has one)."""
-    x = grid[:, None]
-    ax.plot(grid, law.predict(x), style, color=color, label=label, lw=1.6)
-    band = law.band(x)
-    if band is not None:
-        ax.fill_between(grid, *band, color=color, alpha=0.18, lw=0, label=band_label)
+    from tinygpt.scaling.laws.holdout import Holdout
+    from tinygpt.scaling.study import Analysis
 
 
 def scaling_curve(analysis: Analysis, x: str, out: Path) -> Path:
@@ -347,73 +275,6 @@ def draw_all(analysis: Analysis, out: Path) -> list[Path]:
         isoflop_profiles(analysis, out),
     ]
     return paths + [p for p in extra if p is not None]
-
-
-def curves_figure(curves: list, fitted: dict, fit_on: set[str], law_name: str, path: Path) -> Path:
-    """Whole-curve law ``law_name``: per model size, the measured curves (solid; thick where
-    fitted), the law's predictions (dashed) with their 95 % band, and the LR schedules beneath."""
-    sizes = list(fitted)
-    fig, axes = plt.subplots(
-        2,
-        len(sizes),
-        figsize=(7.5 * len(sizes), 6.5),
-        sharex="col",
-        squeeze=False,
-        gridspec_kw={"height_ratios": [3, 1]},
-    )
-    palette = sns.color_palette("tab10", 10)
-    for col, size in enumerate(sizes):
-        law = fitted[size]
-        top, bottom = axes[0, col], axes[1, col]
-        group = [c for c in curves if size == c.N]
-        shown = []
-        for i, c in enumerate(group):
-            color = palette[i % 10]
-            kept = c.after(0)
-            fitted_run = c.name in fit_on
-            pred = law.predict(kept)
-            if len(kept.steps) == 1:  # a cooldown branch: its final loss alone
-                band = law.band(kept)
-                if band is not None:
-                    top.vlines(kept.steps, *band, color=color, lw=3, alpha=0.4)
-                top.scatter(kept.steps, kept.loss, color=color, marker="o", s=36, zorder=4,
-                            label=f"{c.name} (measured o, predicted x)")  # fmt: skip
-                top.scatter(kept.steps, pred, color=color, marker="x", s=50, zorder=4)
-                bottom.plot(np.arange(len(c.lr)), c.lr, ":", color=color, lw=1.0)
-                shown.append(kept.loss)
-                continue
-            top.plot(
-                kept.steps,
-                kept.loss,
-                "-",
-                color=color,
-                lw=2.4 if fitted_run else 1.0,
-                label=f"{c.name} (fitted)" if fitted_run else c.name,
-            )
-            top.plot(kept.steps, pred, "--", color=color, lw=1.0)
-            band = None if fitted_run else law.band(kept)
-            if band is not None:
-                top.fill_between(kept.steps, *band, color=color, alpha=0.15, lw=0)
-            shown.append(kept.loss)
-            bottom.plot(np.arange(len(c.lr)), c.lr, color=color, lw=1.2)
-        values = np.concatenate(shown)
-        # The first points after the warmup sit far above the rest: leave them off the scale.
-        lo, hi = values.min(), np.quantile(values, 0.9)
-        top.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
-        size_text = "" if size is None else f", N = {size:,.0f}"
-        top.set_title(
-            f"{law_name}{size_text}: measured (solid), predicted (dashed) with 95% band",
-            fontsize=10,
-        )
-        top.set_ylabel("validation loss")
-        top.legend(fontsize=8, ncol=2, loc="upper right")
-        top.grid(alpha=0.3)
-        bottom.set_ylabel("learning rate")
-        bottom.set_xlabel("step")
-        bottom.yaxis.set_major_formatter(FuncFormatter(_short))
-        bottom.xaxis.set_major_formatter(EngFormatter(sep=""))
-        bottom.grid(alpha=0.3)
-    return save(fig, path)
 
 
 def forms_figure(

@@ -20,6 +20,9 @@ repository's recipe (a grid start, then at most 200 AdamW steps) or by L-BFGS to
 each fitted curve's log-residuals (blocks keep their autocorrelation), refitted by the same
 recipe; each refit's prediction times each fitted point's exp(residual), and the 2.5–97.5 %
 percentiles of that mixture: a band for a measured point.
+
+Over 400 lines on purpose: both laws, their shared solvers and the block bootstrap read as one
+argument (a law is only as good as the recipe that fits it), as nanoGPT keeps its model whole.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from scipy.optimize import minimize
 
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.names import CURVE_LAWS, CURVE_OPTIMIZERS
+from tinygpt.scaling.table.curves import Curve
 
 HUBER_DELTA = 1e-3
 LAWS = CURVE_LAWS
@@ -44,32 +48,6 @@ LAWS = CURVE_LAWS
 # published curves (tests/test_curves.py), and 16× less work on a cosine decay.
 BLOCK = 16
 TISSUE_LAMBDAS = (0.99, 0.995, 0.999, 0.9995)
-
-
-@dataclass
-class Curve:
-    """One run's LR at every step (``lr[0] = 0``) and its loss at the evaluated ``steps``."""
-
-    name: str
-    lr: np.ndarray
-    steps: np.ndarray
-    loss: np.ndarray
-    N: float | None = None
-
-    def __post_init__(self) -> None:
-        self.lr = np.asarray(self.lr, dtype=np.float64)
-        self.steps = np.asarray(self.steps, dtype=np.int64)
-        self.loss = np.asarray(self.loss, dtype=np.float64)
-
-    @property
-    def warmup(self) -> int:
-        """Steps before the LR first reaches its peak: the law has no term for them."""
-        return int(np.argmax(self.lr))
-
-    def after(self, step: int) -> Curve:
-        """The curve with only the points measured after ``step`` (and after the warmup)."""
-        keep = self.steps > max(step, self.warmup)
-        return Curve(self.name, self.lr, self.steps[keep], self.loss[keep], self.N)
 
 
 def huber(r: torch.Tensor, delta: float = HUBER_DELTA) -> torch.Tensor:

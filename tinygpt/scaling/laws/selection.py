@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.forms import FORMS, FormFit, fit_form
-from tinygpt.scaling.laws import jobs
+from tinygpt.scaling.laws.forms import FORMS, FormFit, fit_form
+from tinygpt.scaling.laws.law import jobs
 
 
 def _points(fit: FormFit, table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -64,7 +64,7 @@ class FormReport:
     holdout: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self, c_max: float) -> dict[str, Any]:
-        from tinygpt.scaling.forms import to_dict
+        from tinygpt.scaling.laws.forms import to_dict
 
         out: dict[str, Any] = {
             "cv": {"folds": self.folds, "mean_abs_relative_error": self.cv_mean_abs_relative_error},
@@ -87,7 +87,7 @@ def select_form(
 ) -> tuple[str, dict[str, FormReport]]:
     """Forward CV over the sizes of ``table`` not in ``held``: each of the last ``folds`` fitted
     sizes (from the 3rd on) predicted from the sizes below it; bootstraps draw ``unit``s
-    (``tinygpt.scaling.laws.jobs``). (selected form, every report)"""
+    (``tinygpt.scaling.laws.law.jobs``). (selected form, every report)"""
 
     def fitted_on(name: str, rows: pd.DataFrame) -> FormFit:
         groups = jobs(rows, unit)

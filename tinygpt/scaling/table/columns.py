@@ -10,7 +10,7 @@ SCALING_METRICS = {
     "bpb": "final_val_bpb",  # bits per byte, for fit.metric=val_bpb
     "C_budget": "compute_budget",  # the compute an IsoFLOP job aimed at
 }
-# N under each convention of source.parameters (tinygpt.config.ParameterCount).
+# N under each convention of source.parameters (tinygpt.scaling.settings.ParameterCount).
 PARAMETER_METRICS = {"non_embedding": "non_embedding_parameters", "total": "parameters"}
 # An adaptation (seal) run's row: these metrics under their own names (tinygpt/seal/adapt.py).
 ADAPTATION_METRICS = (

@@ -1,5 +1,6 @@
 """Simulated studies for `tinygpt-plan`: a known law, noisy runs, and a second round spent three
-ways at equal compute — planned (tinygpt.scaling.plan), a uniform grid over the candidates, and
+ways at equal compute — planned (tinygpt.scaling.plan.choose), a uniform grid over the
+candidates, and
 more seeds of the first round's grid — each refitted for real, its target's 95 % CI measured
 and checked against the truth. benchmarks/plan_rounds.py runs many; tests run a few.
 """
@@ -10,12 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinygpt.scaling.forms import FORM_SPECS, FormFit, fit_form
-from tinygpt.scaling.plan import DECAY, Job, Size, Target, choose
+from tinygpt.scaling.laws.forms import FORM_SPECS, FormFit, fit_form
+from tinygpt.scaling.plan.choose import DECAY, Job, Size, Target, choose
 
 # A law at this lab's scale (non-embedding N 2e3-8e5, D 2e5-6e6): E + A/N^α + B/D^β.
 TRUE = {"A": 60.0, "B": 400.0, "alpha": 0.35, "beta": 0.35, "E": 2.5}
-# The presets' non-embedding N and FLOPs per token (tinygpt.plan.preset_size; a test keeps them
+# The presets' non-embedding N and FLOPs per token (tinygpt.scaling.plan.round.preset_size;
+# a test keeps them
 # equal).
 SIZES = [
     Size("d8", 1_760, 22_848),
@@ -35,7 +37,7 @@ LADDER = [200_000.0 * 2**k for k in range(6)]  # 200k ... 6.4M
 
 def true_fit() -> FormFit:
     form = FORM_SPECS["chinchilla"]
-    # tinygpt.scaling.fit.Problem's order: ln A, ln B, α, β, ln E.
+    # tinygpt.scaling.fit.batched.Problem's order: ln A, ln B, α, β, ln E.
     theta = np.array([np.log(TRUE["A"]), np.log(TRUE["B"]), TRUE["alpha"], TRUE["beta"],
                       np.log(TRUE["E"])])  # fmt: skip
     return FormFit(form, theta, 0.0, 0.0, 0)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.laws import FitSettings, Law, fit_law
+from tinygpt.scaling.laws.law import FitSettings, Law, fit_law
 
 
 def check_rule(rule: str) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from tinygpt.config import CurveFitConfig
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.curves import LAWS, Curve, CurveLaw, fit_curves, score
+from tinygpt.scaling.curves.laws import LAWS, Curve, CurveLaw, fit_curves, score
+from tinygpt.scaling.settings import CurveFitConfig
 
 
 def _by_size(curves: list[Curve]) -> dict[float | None, list[Curve]]:
@@ -176,7 +176,7 @@ def write(
     paths = [out / "fit.json"]
     paths[0].write_text(json.dumps({"curves": report}, indent=2, default=float))
     if plots:
-        from tinygpt.scaling.plots import curves_figure
+        from tinygpt.scaling.curves.figure import curves_figure
 
         for law_name, by_size in fitted.items():
             path = out / f"curves_{law_name}.png"

@@ -3,8 +3,8 @@
 A study is the main job's shape — 5 sizes × 4 budgets × 2 seeds — drawn from a known
 E + A/N^α + B/D^β with log-normal seed noise; the largest size is held out, the law is fitted on
 the rest, and each held-out configuration's measured seed mean is checked against two nominal 95 %
-bands: the parameters' bootstrap alone (the band ``tinygpt.scaling.laws.Law.band`` draws), and
-the band for a measured mean (``tinygpt.scaling.forms.FormFit.band``: the bootstrap and the
+bands: the parameters' bootstrap alone (the band ``tinygpt.scaling.laws.law.Law.band`` draws), and
+the band for a measured mean (``tinygpt.scaling.laws.forms.FormFit.band``: the bootstrap and the
 seeds' own scatter σ/√seeds).
 """
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tinygpt.scaling.forms import fit_form
-from tinygpt.scaling.laws import jobs
+from tinygpt.scaling.laws.forms import fit_form
+from tinygpt.scaling.laws.law import jobs
 
 TRUE = {"E": 2.5, "A": 15.0, "alpha": 0.35, "B": 300.0, "beta": 0.4}
 SIZES = np.array([6.6e3, 1.4e4, 2.5e4, 5.6e4, 1.5e5])
@@ -96,7 +96,7 @@ def coverage(
 ) -> Coverage:
     """Both bands' coverage of the held-out largest size over ``n_studies`` synthetic studies
     (seed noise ``sigma``, its ``shared`` part common to a job's budgets), the bootstrap drawing
-    ``unit``s: single runs or whole jobs (``tinygpt.scaling.laws.jobs``).
+    ``unit``s: single runs or whole jobs (``tinygpt.scaling.laws.law.jobs``).
 
     Both come from one fit per study: its bootstrap percentiles alone (the parameters' band) and
     with the seeds' scatter added (the band for a measured mean)."""

@@ -2,8 +2,8 @@
 
 Every form is a prediction of log L from (n, d) = (ln N, ln D) in unconstrained parameters,
 fitted by one machinery: the sum of Huber(δ) losses of log residuals, minimised by the batched
-BFGS of ``tinygpt.scaling.fit`` from a grid of starts (gradients written out, checked against
-torch autograd in the tests), bootstrap
+BFGS of ``tinygpt.scaling.fit.batched`` from a grid of starts (gradients written out, checked
+against torch autograd in the tests), bootstrap
 refits resampling runs, and the compute-optimal allocation found numerically on the form itself
 (N_opt(C) = argmin_N L(N, C/6N) on a grid in ln N, and a = d ln N_opt / d ln C at the compute
 asked for). ``../shared/laws-literature.md`` summarises the forms and where they come from.
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.fit import (
+from tinygpt.scaling.fit.batched import (
     HUBER_DELTA,
     Problem,
     batched_bfgs,
@@ -60,7 +60,7 @@ class Form:
         The forms' definition, read by predictions and bands; fits minimise with
         ``log_pred_and_jacobian``, whose gradient the tests hold to this one's autograd."""
         t = [theta[:, i, None] for i in range(theta.shape[1])]
-        if self.name == "chinchilla":  # tinygpt.scaling.fit.Problem's order: a, b, α, β, e
+        if self.name == "chinchilla":  # tinygpt.scaling.fit.batched.Problem's order: a, b, α, β, e
             a, b, alpha, beta, e = t
             return _lse(a - alpha * n, b - beta * d, e)
         if self.name == "kaplan_q":
@@ -317,7 +317,7 @@ def _fit_form(
     starts = form.starts() if starts is None else starts
     with np.errstate(all="ignore"):
         # The grid's rows stop early (300 iterations, a relative decrease of 1e-9); only the
-        # best is polished to the strict tolerance, as tinygpt.scaling.fit.fit does.
+        # best is polished to the strict tolerance, as tinygpt.scaling.fit.batched.fit does.
         theta, f, _ = batched_bfgs(problem, starts, max_iter=300, ftol=1e-9)
         best = int(np.nanargmin(np.where(np.isfinite(f), f, np.nan)))
         polished, f_best, _ = batched_bfgs(problem, theta[best][None])

@@ -1,26 +1,57 @@
-"""The analysis as a Python API: a table of runs in, fitted laws (an ``Analysis``) and files
-out."""
+"""A scaling study: the table of runs in, every question it supports answered (an ``Analysis``):
+the laws L(X) and L(N, D), the holdout checks, the envelope and IsoFLOP allocations. The views
+(``views.files``, ``views.figures``, ``views.text``) read it."""
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling import plots as figures
-from tinygpt.scaling.analysis import Analysis
-from tinygpt.scaling.columns import SCALING_COLUMNS
-from tinygpt.scaling.envelope import Envelope, cooled_envelope, envelope
-from tinygpt.scaling.grid import along
-from tinygpt.scaling.holdout import check, held_out
-from tinygpt.scaling.isoflop import isoflop
-from tinygpt.scaling.laws import FitSettings, fit_law, protocol_warnings
+from tinygpt.scaling.allocation.envelope import Envelope, cooled_envelope, envelope
+from tinygpt.scaling.allocation.isoflop import IsoflopView, isoflop
+from tinygpt.scaling.laws.holdout import Holdout, check, held_out
+from tinygpt.scaling.laws.law import FitSettings, Law, fit_law, protocol_warnings
+from tinygpt.scaling.table.columns import SCALING_COLUMNS
+from tinygpt.scaling.table.grid import along
 
 log = logging.getLogger("tinygpt.analyze")
+
+
+@dataclass
+class Analysis:
+    table: pd.DataFrame
+    aggregated: pd.DataFrame
+    laws: dict[str, Law] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    holdouts: dict[str, Holdout] = field(default_factory=dict)
+    isoflop: IsoflopView | None = None
+    envelope: Envelope | None = None
+
+    @property
+    def holdout(self) -> Holdout | None:
+        """The headline check: L(N, D) where it was fitted, else L(N)."""
+        return self.holdouts.get("L(N, D)") or self.holdouts.get("L(N)")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "n_runs": len(self.table),
+            "source": self.table.attrs.get("source"),
+            "laws": {name: law.to_dict() for name, law in self.laws.items()},
+            "skipped": self.skipped,
+        }
+        if self.isoflop is not None:
+            out["isoflop"] = self.isoflop.to_dict()
+        if self.envelope is not None:
+            out["envelope"] = self.envelope.to_dict()
+        if self.holdout is not None:
+            out["holdout"] = self.holdout.to_dict()
+            out["holdouts"] = {name: h.to_dict() for name, h in self.holdouts.items()}
+        return out
 
 
 def settings_of(table: pd.DataFrame) -> list[str]:
@@ -118,14 +149,18 @@ def _envelope(table: pd.DataFrame, settings: FitSettings) -> Envelope | str:
     """Approach 1 on the runs' cooled ends where sizes were run at several budgets (a WSD
     grid), else on every evaluation of every run (where the source has them) and every end."""
     boot = {"n_boot": settings.bootstrap, "seed": settings.bootstrap_seed}
+    sizes = pd.to_numeric(table["N"], errors="coerce")
+    if not (np.isfinite(sizes) & (sizes > 0)).all():
+        return "the table has no model size N for every run (map source.columns.N, or give C and D)"
     if (table.groupby("N")["D"].nunique() >= 2).sum() >= 3:
         return cooled_envelope(table, **boot)
     points = table[["run_id", "N", "D", "C", "loss"]]
-    curves = pd.concat(
-        [pd.DataFrame(table.attrs.get("curves", []), columns=points.columns), points],
-        ignore_index=True,
-    )
-    return envelope(curves, **boot)
+    evaluations = pd.DataFrame(table.attrs.get("curves", []), columns=points.columns)
+    # An empty frame is all object columns: concatenated, it would make N, D, C objects too.
+    parts = [evaluations, points] if len(evaluations) else [points]
+    curves = pd.concat(parts, ignore_index=True)
+    numeric = ["N", "D", "C", "loss"]
+    return envelope(curves.assign(**{k: curves[k].astype(float) for k in numeric}), **boot)
 
 
 def _check_holdouts(result: Analysis, settings: FitSettings) -> None:
@@ -140,15 +175,3 @@ def _check_holdouts(result: Analysis, settings: FitSettings) -> None:
             result.holdouts[name] = check(rows, rule[0], rule[1], variables, settings)
         except TinyGPTError as e:
             result.skipped[f"holdout {name}"] = str(e)
-
-
-def write(analysis: Analysis, out: Path, plots: bool = True) -> list[Path]:
-    """points.csv, aggregated.csv, fit.json and the figures; returns the paths written."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "points.csv", out / "aggregated.csv", out / "fit.json"]
-    analysis.table.to_csv(paths[0], index=False)
-    analysis.aggregated.to_csv(paths[1], index=False)
-    paths[2].write_text(json.dumps(analysis.to_dict(), indent=2, default=float))
-    if plots:
-        paths += figures.draw_all(analysis, out)
-    return paths

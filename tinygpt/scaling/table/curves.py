@@ -1,4 +1,4 @@
-"""Loss curves with the LR of every step, for the curve laws (``tinygpt.scaling.curves``).
+"""Loss curves with the LR of every step, for the curve laws (``tinygpt.scaling.curves.laws``).
 
 Both sources return one long table — a row per (run, step): ``run``, ``step``, ``lr``, ``loss``
 (empty where only the LR is known), ``N`` — labelled ``attrs["kind"] = "curves"``:
@@ -15,13 +15,40 @@ Both sources return one long table — a row per (run, step): ``run``, ``step``,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.curves import Curve
+
+
+@dataclass
+class Curve:
+    """One run's LR at every step (``lr[0] = 0``) and its loss at the evaluated ``steps``."""
+
+    name: str
+    lr: np.ndarray
+    steps: np.ndarray
+    loss: np.ndarray
+    N: float | None = None
+
+    def __post_init__(self) -> None:
+        self.lr = np.asarray(self.lr, dtype=np.float64)
+        self.steps = np.asarray(self.steps, dtype=np.int64)
+        self.loss = np.asarray(self.loss, dtype=np.float64)
+
+    @property
+    def warmup(self) -> int:
+        """Steps before the LR first reaches its peak: the law has no term for them."""
+        return int(np.argmax(self.lr))
+
+    def after(self, step: int) -> Curve:
+        """The curve with only the points measured after ``step`` (and after the warmup)."""
+        keep = self.steps > max(step, self.warmup)
+        return Curve(self.name, self.lr, self.steps[keep], self.loss[keep], self.N)
+
 
 COLUMNS = ("step", "lr", "loss")
 

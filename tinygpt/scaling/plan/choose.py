@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.forms import FormFit
+from tinygpt.scaling.laws.forms import FormFit
 
 TARGETS = ("n_opt", "loss", "exponent")
 DECAY = 0.1  # the main job's WSD decay fraction

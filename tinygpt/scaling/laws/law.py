@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tinygpt.config import FitSettings
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.columns import SCALING_COLUMNS
-from tinygpt.scaling.fit import Problem, bootstrap, fit, fit_l1
+from tinygpt.scaling.fit.batched import Problem, bootstrap, fit, fit_l1
+from tinygpt.scaling.settings import FitSettings
+from tinygpt.scaling.table.columns import SCALING_COLUMNS
 
 
 @dataclass

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tinygpt.config import CSV_COLUMNS
 from tinygpt.errors import TinyGPTError
-from tinygpt.scaling.columns import ADAPTATION_METRICS, PARAMETER_METRICS, SCALING_METRICS
+from tinygpt.scaling.settings import CSV_COLUMNS
+from tinygpt.scaling.table.columns import ADAPTATION_METRICS, PARAMETER_METRICS, SCALING_METRICS
 from tinygpt.tracking.mlflow_run import Store
 
 log = logging.getLogger("tinygpt.analyze")
@@ -129,7 +129,7 @@ def from_mlflow(
         )
     table = _keep_varying_settings(pd.DataFrame(rows))
     if not adaptation and (view == "curves" or (view == "auto" and kind_of(table) == "curves")):
-        from tinygpt.scaling.curve_sources import from_mlflow_runs
+        from tinygpt.scaling.table.curves import from_mlflow_runs
 
         curves = from_mlflow_runs(store, done, metrics["N"])
         curves.attrs.update(sweep_run_id=parent_id, source=where, source_name=name)

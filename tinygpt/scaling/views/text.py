@@ -1,0 +1,121 @@
+"""The analysis as text: what tinygpt-analyze prints, line by line, kept for the MLflow run."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinygpt.scaling.laws.holdout import Holdout
+from tinygpt.scaling.laws.law import Law, compute_optimal_at
+from tinygpt.scaling.study import Analysis
+
+
+class Report:
+    """What a view prints, kept as it goes: the analysis run's description in MLflow."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, text: str) -> None:
+        print(text)
+        self.lines.append(text)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def allocation(law: Law, analysis: Analysis) -> str:
+    """Chinchilla's compute-optimal allocation implied by L(N, D), with bootstrap CIs."""
+    opt = law.to_dict()["compute_optimal"]
+    lines = []
+    ci = {}
+    a_ci = exponent_ci(law)
+    if a_ci is not None:
+        ci = {"a": a_ci, "b": (1 - a_ci[1], 1 - a_ci[0])}
+    band = {k: f" [{lo:.3f}, {hi:.3f}]" for k, (lo, hi) in ci.items()}
+    lines.append(
+        f"    compute-optimal: N_opt ∝ C^{opt['n_exponent']:.3f}{band.get('a', '')}, "
+        f"D_opt ∝ C^{opt['d_exponent']:.3f}{band.get('b', '')} (95% CI)"
+    )
+    c_max = float(analysis.table["C"].max())
+    n_opt, d_opt = compute_optimal_at(opt, c_max)
+    lines.append(
+        f"    at the sweep's largest compute, C = {c_max:.3g} FLOPs: N_opt = {n_opt:,.0f}, "
+        f"D_opt = {d_opt:,.0f} ({d_opt / n_opt:.1f} tokens per parameter)"
+    )
+    return "\n".join(lines)
+
+
+def _ci(lo: float, hi: float, fmt: str = ".3f") -> str:
+    return f"[{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def exponent_ci(law: Law) -> tuple[float, float] | None:
+    """The bootstrap 95 % interval of a = β/(α+β) implied by L(N, D)."""
+    if law.boot is None:
+        return None
+    nat, names = law.natural(law.boot), law.param_names()
+    alpha, beta = nat[:, names.index("alpha")], nat[:, names.index("beta")]
+    lo, hi = np.percentile(beta / (alpha + beta), [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def isoflop_report(analysis: Analysis) -> str:
+    view = analysis.isoflop
+    lines = [f"  IsoFLOP profiles (Chinchilla's approach 2), {len(view.valleys)} compute budgets:"]
+    for v in view.valleys:
+        if not v.usable:
+            lines.append(f"    C = {v.C:.3g} ({v.sizes} sizes): {v.note}")
+            continue
+        lines.append(
+            f"    C = {v.C:.3g} ({v.sizes} sizes): N_opt = {v.N_opt:,.0f} "
+            f"{_ci(*v.N_ci, ',.0f')}, D_opt = {v.D_opt:,.0f} {_ci(*v.D_ci, ',.0f')}, "
+            f"loss {v.loss_min:.4f}"
+        )
+    return "\n".join(lines)
+
+
+def exponents_report(analysis: Analysis) -> str | None:
+    """Chinchilla's three estimates of a and b side by side, with their 95 % intervals."""
+    rows = []
+    env, view = analysis.envelope, analysis.isoflop
+    if env is not None:
+        rows.append(
+            (f"1. envelope, {env.reads}", env.n_exponent, env.n_ci95, env.d_exponent, env.d_ci95)
+        )
+    if view is not None and view.N_opt is not None:
+        rows.append(
+            (
+                "2. IsoFLOP parabolas",
+                view.N_opt.exponent,
+                view.N_opt.ci95,
+                view.D_opt.exponent,
+                view.D_opt.ci95,
+            )
+        )
+    law = analysis.laws.get("L(N, D)")
+    if law is not None:
+        a = law.to_dict()["compute_optimal"]["n_exponent"]
+        ci = exponent_ci(law) or (float("nan"),) * 2
+        rows.append(("3. L(N, D) fit", a, ci, 1 - a, (1 - ci[1], 1 - ci[0])))
+    if not rows:
+        return None
+    lines = ["  compute-optimal allocation, N_opt ∝ C^a and D_opt ∝ C^b (95% CI):"]
+    for name, a, a_ci, b, b_ci in rows:
+        lines.append(f"    {name:27} a = {a:.3f} {_ci(*a_ci)}   b = {b:.3f} {_ci(*b_ci)}")
+    return "\n".join(lines)
+
+
+def holdout_report(check: Holdout) -> str:
+    lines = [
+        f"  holdout: {check.law.name} fitted without {check.description} "
+        f"({check.law.n_points} runs) predicts it within "
+        f"{check.max_abs_relative_error:.2%} (max |relative error|)"
+    ]
+    for r in check.points.itertuples():
+        seeds = f" (seeds {r.loss_min:.4f}–{r.loss_max:.4f})" if r.seeds > 1 else ""
+        lines.append(
+            f"    N = {r.N:,.0f}, D = {r.D:,.0f}: measured {r.loss:.4f}{seeds}, predicted "
+            f"{r.predicted:.4f} [{r.ci_low:.4f}, {r.ci_high:.4f}], error {r.relative_error:+.2%}"
+        )
+    return "\n".join(lines)
