@@ -15,10 +15,10 @@ cells = [
         "import os\n"
         "from pathlib import Path\n\n"
         "from IPython.display import Image, display\n\n"
-        "from tinygpt.scaling.laws.law import FitSettings\n"
+        "from tinygpt.scaling.settings import FitSettings\n"
         "from tinygpt.scaling.study import analyze\n"
-        "from tinygpt.scaling.views.files import write\n"
-        "from tinygpt.scaling.table.runs import from_mlflow\n\n"
+        "from tinygpt.scaling.table.runs import from_mlflow\n"
+        "from tinygpt.scaling.views.files import write\n\n"
         'STORE = os.environ.get("TINYGPT_STORE", "sqlite:///mlflow.db")\n'
         'OUT = Path(os.environ.get("TINYGPT_NOTEBOOK_OUT", "analysis-notebook"))'
     ),
