@@ -48,7 +48,13 @@ TINYGPT = [
     (["seal=lora", "seal.policy=self"], "choose the option with seal/policy=self"),
     (["seal=lora", "seal.base=/no/such/run"], "point it at a training run's output directory"),
     (["-m", "seed=1", "hardware=cpu", "hydra/launcher=slurm_gpu"], "use hardware=cuda"),
+    (["hardware.devices=0"], "hardware.devices=0 must be at least 1"),
+    (["hardware.nodes=0"], "hardware.nodes=0 must be at least 1"),
 ]
+
+# Only where torch sees no CUDA device (as on CI): the ranks are never started.
+if not __import__("torch").cuda.is_available():
+    TINYGPT.append((["hardware=cuda", "hardware.devices=2"], "torch sees no CUDA device"))
 
 ANALYZE = [
     (["source=csv"], "source.path is not set: add source.path="),
@@ -64,6 +70,32 @@ ANALYZE = [
     (["source.parameters=all"], "Invalid value 'all', expected one of [non_embedding, total]"),
     (["source.uri=http://127.0.0.1:9"], "fix source.uri"),
     (["source=csv", "source.path={dir}/words.csv"], "holds 'abc' on line 3, not a number"),
+    (["source=csv", "source.path={dir}/empty.csv"], "empty.csv is empty: it needs a header row"),
+    (["source=csv", "source.path={dir}/header.csv"], "no runs to analyse"),
+    (["source=csv", "source.path={dir}/loss.csv"], "lacks the mapped column(s) two of N"),
+    (["source=csv", "source.path={dir}/compute.csv"], "two of N→'N', D→'D', C→'C'"),
+    (["source=csv", "source.path={dir}"], "no such CSV file"),
+    (["source=chinchilla", "source.path={dir}/loss.csv"], "two of N→'Model Size'"),
+    (["source=curves"], "source.path is not set"),
+    (["source=curves", "source.path={dir}/no-csvs"], "no *.csv files in it"),
+    (["source=curves", "source.path={dir}/empty-curve"], "is empty: it needs a header row"),
+]
+
+PLAN = [
+    (["source=csv"], "source.path is not set: add source.path="),
+    (["source=csv", "source.path={dir}/empty.csv", "plan.flops=1e12"], "empty.csv is empty"),
+    (["source=csv", "source.path={dir}/words.csv", "plan.flops=1e12"], "not a number"),
+    (["source=csv", "source.path={dir}/loss.csv", "plan.flops=1e12"], "two of N"),
+    (["fit.bootstrap=-1", "plan.flops=1e12"], "fit.bootstrap=-1 must be zero or positive"),
+]
+
+# tinygpt-sample and tinygpt-eval: (app, overrides, a piece of the message).
+SAMPLE_EVAL = [
+    ("tinygpt.sample", [], "run is not set: add run=<value>"),
+    ("tinygpt.sample", ["run={dir}/no-csvs"], "holds no checkpoint (*.pt) to sample from"),
+    ("tinygpt.evaluate", [], "run is not set: add run=<value>"),
+    ("tinygpt.evaluate", ["run=/no/such/run"], "point it at a training run's output directory"),
+    ("tinygpt.evaluate", ["run={dir}/no-csvs"], "holds no step_<N>.pt or final.pt"),
 ]
 
 
@@ -73,6 +105,14 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "latin1.txt").write_bytes(b"In the beginning\n\nGod created \xe9 the heaven\n")
     (d / "columns.csv").write_text("params,tokens\n1,2\n")
     (d / "words.csv").write_text("N,D,loss\n1000,100000,2.9\n1000,200000,abc\n")
+    (d / "empty.csv").write_text("")
+    (d / "header.csv").write_text("N,D,loss\n")
+    (d / "loss.csv").write_text("loss\n2.9\n3.1\n")
+    (d / "compute.csv").write_text("C,loss\n1e15,2.9\n2e15,2.8\n")  # a compute without sizes
+    (d / "no-csvs").mkdir()
+    (d / "no-csvs" / "notes.txt").write_text("not a curve")
+    (d / "empty-curve").mkdir()
+    (d / "empty-curve" / "run.csv").write_text("")
     return d
 
 
@@ -115,5 +155,31 @@ def test_tinygpt_analyze_answers_bad_input_in_one_line(analyze_answers, row, mes
     _check(analyze_answers[row], message)
 
 
-def test_the_table_covers_at_least_thirty_inputs():
-    assert len(TINYGPT) + len(ANALYZE) >= 30
+@pytest.fixture(scope="module")
+def plan_answers(tmp_path_factory, cache_dir, bad_files):
+    return _answers(PLAN, tmp_path_factory, cache_dir, bad_files, "tinygpt.plan")
+
+
+@pytest.mark.parametrize(("row", "message"), [(i, m) for i, (_, m) in enumerate(PLAN)])
+def test_tinygpt_plan_answers_bad_input_in_one_line(plan_answers, row, message):
+    _check(plan_answers[row], message)
+
+
+@pytest.mark.parametrize(("app", "args", "message"), SAMPLE_EVAL)
+def test_sample_and_eval_answer_bad_input_in_one_line(
+    tmp_path, cache_dir, bad_files, app, args, message
+):
+    proc = tinygpt_cli(*[a.format(dir=bad_files) for a in args], cwd=tmp_path,
+                       cache_dir=cache_dir, app=app)  # fmt: skip
+    _check(proc, message)
+
+
+def test_a_bad_input_leaves_the_files_it_read_as_they_were(bad_files):
+    """Nothing above wrote over an input: the bad files are byte for byte as made."""
+    assert (bad_files / "words.csv").read_text().endswith("1000,200000,abc\n")
+    assert (bad_files / "empty.csv").read_text() == ""
+    assert sorted(p.name for p in (bad_files / "no-csvs").iterdir()) == ["notes.txt"]
+
+
+def test_the_table_covers_at_least_forty_inputs():
+    assert len(TINYGPT) + len(ANALYZE) + len(PLAN) + len(SAMPLE_EVAL) >= 40

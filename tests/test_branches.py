@@ -28,6 +28,15 @@ def test_each_branch_equals_its_own_wsd_run_and_the_trunk_is_untouched(make_cfg,
     points = {b["budget_tokens"]: b for b in res["budgets"]}
     assert sorted(points) == [2560, 5120, 10240]
     assert [points[b]["branch_step"] for b in (2560, 5120, 10240)] == [8, 16, 32]
+    # One schema for every budget, the trunk's included: a reader needs no special case.
+    keys = {frozenset(b) for b in res["budgets"]}
+    assert len(keys) == 1, keys
+    assert {"parameters", "non_embedding_parameters", "flops_per_token", "flops"} <= set(
+        res["budgets"][-1]
+    )
+    assert [b["trunk"] for b in res["budgets"]] == [False, False, True]
+    trunk = points[10240]
+    assert trunk["flops"] == trunk["flops_per_token"] * trunk["tokens_seen"]
     for tokens in (2560, 5120):
         alone = run(make_cfg(*WSD, f"training.tokens={tokens}"), out_dir=tmp_path / f"{tokens}")
         # Same seed, same data stream, same LR at every step: the same model, bit for bit.

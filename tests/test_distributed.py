@@ -226,6 +226,26 @@ def test_a_failing_rank_fails_the_job_with_its_own_error(tmp_path, cache_dir):
     assert "rank 1 cannot go on" in (tmp_path / "out" / "rank1.error").read_text()
 
 
+@pytest.mark.slow
+def test_a_failing_self_launched_rank_is_one_line_with_the_log_named(
+    tmp_path, cache_dir, monkeypatch
+):
+    """`tinygpt hardware.devices=2` whose rank 1 fails: the user reads rank 1's own error in one
+    line, not torch.distributed's elastic dump, which is in the named file."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(FAIL_ON_RANK_1)
+    monkeypatch.setenv("PYTHONPATH", str(hook))  # the ranks inherit the launcher's environment
+    proc = tinygpt_cli(*RUN, "hardware.devices=2", "hydra.run.dir=out", cwd=tmp_path,
+                       cache_dir=cache_dir)  # fmt: skip
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("tinygpt: error: the job failed on its ranks: rank 1: RuntimeError: ")
+    assert "rank 1 cannot go on: injected at step 3" in last and "ranks.stderr.log" in last
+    assert "ChildFailedError" not in proc.stderr and "Traceback" not in proc.stderr
+    assert "ChildFailedError" in (tmp_path / "out" / "ranks.stderr.log").read_text()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -219,6 +219,27 @@ def test_a_truncated_newest_checkpoint_is_named_and_the_one_before_it_used(
     assert resumed == full  # from step 20, to the same final loss
 
 
+def test_resume_when_every_checkpoint_is_damaged_fails_naming_them_unless_told_to_restart(
+    make_cfg, tmp_path
+):
+    """`training.resume=true` asked to continue: with no checkpoint that loads it stops with one
+    line and leaves the run directory as it was; damaged_checkpoints=restart starts over."""
+    steps = ["training.max_steps=40", "training.save_interval=20"]
+    out = tmp_path / "cut"
+    run(make_cfg(*steps, "training.stop_at=20"), out_dir=out)
+    for ckpt in checkpoint.candidates(out):
+        ckpt.write_bytes(ckpt.read_bytes()[:1000])  # a disk that filled up mid-write
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with pytest.raises(TinyGPTError, match=r"every checkpoint in .* is damaged \(step_20\.pt\)"):
+        run(make_cfg(*steps, "training.resume=true"), out_dir=out)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    restarted = run(
+        make_cfg(*steps, "training.resume=true", "training.damaged_checkpoints=restart"),
+        out_dir=out,
+    )
+    assert restarted == run(make_cfg(*steps), out_dir=tmp_path / "fresh")
+
+
 def test_cpu_bf16_is_never_automatic_and_warns_where_it_is_emulated(make_cfg, caplog, monkeypatch):
     from tinygpt import hardware
 

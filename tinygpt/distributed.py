@@ -294,8 +294,12 @@ class RanksFailed(RuntimeError):
     """One or more ranks of a job failed; their own errors are the message."""
 
     def __init__(self, errors: list[str], log: Path) -> None:
-        # One line: the first rank's own error (they are most often the same), the rest named.
-        first = errors[0].splitlines()[-1] if errors[0] else "no message"
+        # One line: the first rank's own error (they are most often the same) as its traceback's
+        # last line ("rank 1: RuntimeError: ..."), the rest named.
+        lines = errors[0].splitlines() or ["no message"]
+        rank = lines[0].split(":", 1)[0] if lines[0].startswith("rank ") else ""
+        last = lines[-1].removeprefix("tinygpt.errors.TinyGPTError: ")
+        first = f"{rank}: {last}" if rank and not last.startswith(rank) else last
         more = f" ({len(errors)} ranks failed)" if len(errors) > 1 else ""
         super().__init__(f"{first}{more}; every rank's output in {log}")
 

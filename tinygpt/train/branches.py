@@ -161,24 +161,12 @@ class Branching:
                     status = "KILLED"
                     raise Interrupted(self.stop_signal or signal.SIGTERM)
             val, test = self.evaluate_on(self.val_windows), self.evaluate_on(self.test_windows)
-            result = {
-                "budget_tokens": budget.tokens,
-                "branch_step": start,
-                "total_steps": budget.steps,
-                "tokens_seen": budget.steps * self.tokens_per_step,
-                "branch_tokens": (budget.steps - start) * self.tokens_per_step,
-                "final_val_loss": val["loss"],
-                "final_val_perplexity": val["perplexity"],
-                "final_val_accuracy": val["accuracy"],
-                "final_val_bpb": val["bpb"],
-                "test_loss": test["loss"],
-                "non_embedding_parameters": self.model.num_non_embedding_parameters(),
-                "parameters": self.model.num_parameters(),
-                "flops_per_token": self.model.flops_per_token(),
-                "flops": self.model.flops_per_token() * budget.steps * self.tokens_per_step,
-            }
+            result = budget_entry(
+                self.model, self.tokens_per_step, budget.tokens, start, budget.steps, val,
+                test["loss"],
+            )  # fmt: skip
             tracker.log_metrics({f"val_{k}": v for k, v in val.items()}, budget.steps)
-            tracker.log_metrics(result, budget.steps)
+            tracker.log_metrics({k: v for k, v in result.items() if k != "trunk"}, budget.steps)
             status = "FINISHED"
         finally:
             self.scheduler = trunk_scheduler
@@ -199,18 +187,45 @@ class Branching:
         return result
 
 
+def budget_entry(
+    model: Any,
+    per_step: int,
+    tokens: int,
+    start: int,
+    steps: int,
+    val: dict[str, float],
+    test_loss: float,
+    trunk: bool = False,
+) -> dict[str, Any]:
+    """One budget's entry of results.json, the same keys for a branch and for the trunk."""
+    fpt = model.flops_per_token()
+    return {
+        "budget_tokens": tokens,
+        "branch_step": start,  # where its decay left the trunk
+        "total_steps": steps,
+        "tokens_seen": steps * per_step,
+        "branch_tokens": (steps - start) * per_step,  # the decay's tokens
+        "final_val_loss": val.get("loss"),
+        "final_val_perplexity": val.get("perplexity"),
+        "final_val_accuracy": val.get("accuracy"),
+        "final_val_bpb": val.get("bpb"),
+        "test_loss": test_loss,
+        "non_embedding_parameters": model.num_non_embedding_parameters(),
+        "parameters": model.num_parameters(),
+        "flops_per_token": fpt,
+        "flops": fpt * steps * per_step,
+        "trunk": trunk,
+    }
+
+
 def branch_summary(trainer: Trainer, test_loss: float) -> dict[str, Any]:
     """What the branches measured and cost, beside what separate runs would have cost."""
     s, per_step = trainer.state, trainer.tokens_per_step
-    trunk = {
-        "budget_tokens": trainer.budgets[-1].tokens,
-        "branch_step": trainer.schedule.decay_start(trainer.total),
-        "total_steps": s.step,
-        "tokens_seen": s.tokens_seen,
-        "final_val_loss": s.last_eval.get("loss"),
-        "test_loss": test_loss,
-        "trunk": True,
-    }
+    trunk = budget_entry(
+        trainer.model, per_step, trainer.budgets[-1].tokens,
+        trainer.schedule.decay_start(trainer.total), s.step, s.last_eval, test_loss, trunk=True,
+    )  # fmt: skip
+    trunk["seconds"] = s.wall_seconds - s.branch_seconds
     points = sorted([*s.branches, trunk], key=lambda b: b["budget_tokens"])
     return {
         "budgets": points,

@@ -1,5 +1,11 @@
 """The columns of a table of runs, and the MLflow metrics they are read from (one list for the
-sources that fill them and the views that read them)."""
+sources that fill them and the views that read them), and reading a CSV of them."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from tinygpt.errors import TinyGPTError
 
 # A pre-training run's row: column -> the metric its job logged (tinygpt/train/job.py).
 SCALING_METRICS = {
@@ -25,3 +31,16 @@ IDENTITY = ("run_id", "seed")
 
 SCALING_COLUMNS = (*IDENTITY, *SCALING_METRICS)
 ADAPTATION_COLUMNS = (*IDENTITY, *ADAPTATION_METRICS)
+
+
+def read_table(path: Path, needs: str) -> pd.DataFrame:
+    """A CSV as a DataFrame; an empty file or one pandas cannot parse is one line naming it."""
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise TinyGPTError(
+            f"source.path: {path} is empty: it needs a header row ({needs}) and a row per run"
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        why = str(e).splitlines()[0]
+        raise TinyGPTError(f"source.path: {path} is not a readable CSV ({why})") from None

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from tinygpt.errors import TinyGPTError
+from tinygpt.scaling.table.columns import read_table
 
 
 @dataclass
@@ -54,7 +55,7 @@ COLUMNS = ("step", "lr", "loss")
 
 
 def _read_one(p: Path) -> pd.DataFrame:
-    raw = pd.read_csv(p)
+    raw = read_table(p, "step,lr,loss")
     missing = [c for c in COLUMNS if c not in raw.columns]
     if missing:
         raise TinyGPTError(

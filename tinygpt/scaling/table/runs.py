@@ -15,7 +15,12 @@ import pandas as pd
 
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.settings import CSV_COLUMNS
-from tinygpt.scaling.table.columns import ADAPTATION_METRICS, PARAMETER_METRICS, SCALING_METRICS
+from tinygpt.scaling.table.columns import (
+    ADAPTATION_METRICS,
+    PARAMETER_METRICS,
+    SCALING_METRICS,
+    read_table,
+)
 from tinygpt.tracking.mlflow_run import Store
 
 log = logging.getLogger("tinygpt.analyze")
@@ -242,7 +247,7 @@ def from_csv(
     p = Path(path).expanduser()
     if not p.is_file():
         raise TinyGPTError(f"source.path={path}: no such CSV file")
-    raw = pd.read_csv(p)
+    raw = read_table(p, "e.g. N,D,loss")
     cols = {**CSV_COLUMNS, **(columns or {})}
     has = {k: bool(v) and v in raw.columns for k, v in cols.items()}
     missing = [f"{k}→{cols[k]!r}" for k in ("loss", "seed", "group") if cols[k] and not has[k]]
