@@ -135,34 +135,34 @@ def _answers(rows, factory, cache_dir, bad_files, app, prefix=()):
         return dict(enumerate(pool.map(one, range(len(rows)))))
 
 
-@pytest.fixture(scope="module")
-def tinygpt_answers(tmp_path_factory, cache_dir, bad_files):
-    return _answers(TINYGPT, tmp_path_factory, cache_dir, bad_files, "tinygpt.app", TINY)
+# Each command's table and the arguments every row of it starts with.
+TABLES = {
+    "tinygpt.app": (TINYGPT, TINY),
+    "tinygpt.analyze": (ANALYZE, ()),
+    "tinygpt.plan": (PLAN, ()),
+}
 
 
 @pytest.fixture(scope="module")
-def analyze_answers(tmp_path_factory, cache_dir, bad_files):
-    return _answers(ANALYZE, tmp_path_factory, cache_dir, bad_files, "tinygpt.analyze")
+def answers(tmp_path_factory, cache_dir, bad_files):
+    """A command's answers to its whole table, run once per module when first asked for."""
+    done: dict = {}
+
+    def of(app: str) -> dict:
+        if app not in done:
+            rows, prefix = TABLES[app]
+            done[app] = _answers(rows, tmp_path_factory, cache_dir, bad_files, app, prefix)
+        return done[app]
+
+    return of
 
 
-@pytest.mark.parametrize(("row", "message"), [(i, m) for i, (_, m) in enumerate(TINYGPT)])
-def test_tinygpt_answers_bad_input_in_one_line(tinygpt_answers, row, message):
-    _check(tinygpt_answers[row], message)
-
-
-@pytest.mark.parametrize(("row", "message"), [(i, m) for i, (_, m) in enumerate(ANALYZE)])
-def test_tinygpt_analyze_answers_bad_input_in_one_line(analyze_answers, row, message):
-    _check(analyze_answers[row], message)
-
-
-@pytest.fixture(scope="module")
-def plan_answers(tmp_path_factory, cache_dir, bad_files):
-    return _answers(PLAN, tmp_path_factory, cache_dir, bad_files, "tinygpt.plan")
-
-
-@pytest.mark.parametrize(("row", "message"), [(i, m) for i, (_, m) in enumerate(PLAN)])
-def test_tinygpt_plan_answers_bad_input_in_one_line(plan_answers, row, message):
-    _check(plan_answers[row], message)
+@pytest.mark.parametrize(
+    ("app", "row", "message"),
+    [(app, i, m) for app, (rows, _) in TABLES.items() for i, (_, m) in enumerate(rows)],
+)
+def test_every_command_answers_bad_input_in_one_line(answers, app, row, message):
+    _check(answers(app)[row], message)
 
 
 @pytest.mark.parametrize(("app", "args", "message"), SAMPLE_EVAL)

@@ -98,12 +98,11 @@ def scaling_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
     say(f"{len(analysis.table)} runs from {table.attrs.get('source')}")
     for name, law in analysis.laws.items():
         boot = law.to_dict().get("bootstrap", {})
-        flat = boot.get("unresolved", [])
         bands = ", ".join(
-            f"{p} unresolved (every refit stayed at {lo:.3g}: the fit is flat in it)"
-            if p in flat
-            else f"{p} ∈ [{lo:.4g}, {hi:.4g}]"
-            for p, (lo, hi) in boot.get("ci95", {}).items()
+            f"{p} unresolved (every refit stayed at {law.params[p]:.3g}: the fit is flat in it)"
+            if ci is None
+            else f"{p} ∈ [{ci[0]:.4g}, {ci[1]:.4g}]"
+            for p, ci in boot.get("ci95", {}).items()
         )
         say(
             f"  {name}: {law.formula()}   R²(log) = {law.r2:.4f}"

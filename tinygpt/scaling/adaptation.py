@@ -50,8 +50,9 @@ def power_law(
     a, b = law.params["A"], -law.params["alpha"]
     summary.update(a=a, b=b, formula=f"{a:.3g}·x^{b:.2f}")
     if law.boot is not None:
-        low, high = law.to_dict()["bootstrap"]["ci95"]["alpha"]
-        summary["b_ci95"] = [-high, -low]
+        ci = law.to_dict()["bootstrap"]["ci95"]["alpha"]
+        if ci is not None:  # None: the refits never moved it, no interval
+            summary["b_ci95"] = [-ci[1], -ci[0]]
     return law, summary
 
 

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tinygpt.scaling.interval import as_json
+
 MIN_BUCKETS = 3
 
 
@@ -46,8 +48,8 @@ class Envelope:
         return {
             "reads": self.reads,
             "buckets": len(self.points),
-            "N_opt": {"exponent": self.n_exponent, "ci95": list(self.n_ci95)},
-            "D_opt": {"exponent": self.d_exponent, "ci95": list(self.d_ci95)},
+            "N_opt": {"exponent": self.n_exponent, "ci95": as_json(*self.n_ci95)},
+            "D_opt": {"exponent": self.d_exponent, "ci95": as_json(*self.d_ci95)},
         }
 
 

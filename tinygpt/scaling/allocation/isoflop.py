@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tinygpt.scaling.interval import as_json
+
 BUDGET_RTOL = 0.01  # runs whose C agree within 1 % share a budget
 MIN_SIZES = 3
 MIN_BUDGETS = 3
@@ -63,9 +65,9 @@ class Valley:
             "sizes": self.sizes,
             "runs": self.runs,
             "N_opt": self.N_opt,
-            "N_opt_ci95": list(self.N_ci),
+            "N_opt_ci95": as_json(*self.N_ci),
             "D_opt": self.D_opt,
-            "D_opt_ci95": list(self.D_ci),
+            "D_opt_ci95": as_json(*self.D_ci),
             "loss_min": self.loss_min,
             "quadratic_ln_N": list(self.quadratic),
             "note": self.note,
@@ -85,7 +87,11 @@ class Frontier:
         return self.coefficient * np.asarray(c, dtype=float) ** self.exponent
 
     def to_dict(self) -> dict[str, Any]:
-        return {"coefficient": self.coefficient, "exponent": self.exponent, "ci95": list(self.ci95)}
+        return {
+            "coefficient": self.coefficient,
+            "exponent": self.exponent,
+            "ci95": as_json(*self.ci95),
+        }
 
 
 @dataclass

@@ -34,6 +34,7 @@ from tinygpt.scaling.fit.batched import (
     huber,
     resample_counts,
 )
+from tinygpt.scaling.interval import as_json
 from tinygpt.scaling.names import FORMS
 
 
@@ -350,13 +351,14 @@ def to_dict(fit: FormFit, c_max: float) -> dict[str, Any]:
     }
     if fit.boot is not None and len(fit.boot):
         nat = np.array([list(fit.form.natural(t).values()) for t in fit.boot])
+        # null where the refits never moved a parameter (at a bound): no interval.
         out["ci95"] = {
-            k: [float(np.percentile(nat[:, i], 2.5)), float(np.percentile(nat[:, i], 97.5))]
+            k: as_json(np.percentile(nat[:, i], 2.5), np.percentile(nat[:, i], 97.5))
             for i, k in enumerate(fit.form.names)
         }
         a = fit.allocation(c_max, fit.boot)
         if np.isfinite(a).any():
-            out["a_ci95"] = [float(np.nanpercentile(a, 2.5)), float(np.nanpercentile(a, 97.5))]
+            out["a_ci95"] = as_json(np.nanpercentile(a, 2.5), np.nanpercentile(a, 97.5))
         # Resamples whose compute-optimal N runs off the grid (no optimum at that compute).
         out["a_unbounded_share"] = float(np.mean(~np.isfinite(a)))
     return out

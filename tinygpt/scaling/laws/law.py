@@ -109,8 +109,11 @@ class Law:
             d["bootstrap"] = {
                 "n": len(nat),
                 "se": dict(zip(self.param_names(), nat.std(0, ddof=1).tolist(), strict=True)),
+                # null for a parameter the refits never moved (``unresolved``): no interval.
                 "ci95": {
-                    name: [
+                    name: None
+                    if name in self.unresolved()
+                    else [
                         float(np.percentile(nat[:, i], 2.5)),
                         float(np.percentile(nat[:, i], 97.5)),
                     ]

@@ -14,6 +14,7 @@ import pandas as pd
 import seaborn as sns
 
 from tinygpt.scaling.axes import HELD_OUT, LABELS, label, law_band, readable_log_axis, save
+from tinygpt.scaling.interval import as_text
 from tinygpt.scaling.table.grid import along
 
 if TYPE_CHECKING:
@@ -236,8 +237,7 @@ def isoflop_profiles(analysis: Analysis, out: Path) -> Path | None:
             f.at(grid),
             "-",
             color="tab:red",
-            label=f"N_opt = {f.coefficient:.3g}·C^{f.exponent:.3f} "
-            f"[{f.ci95[0]:.3f}, {f.ci95[1]:.3f}]",
+            label=f"N_opt = {f.coefficient:.3g}·C^{f.exponent:.3f} {as_text(*f.ci95)}",
         )
     law = analysis.laws.get("L(N, D)")
     if law is not None:

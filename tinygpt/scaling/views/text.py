@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinygpt.scaling.interval import as_text, resolved
 from tinygpt.scaling.laws.holdout import Holdout
 from tinygpt.scaling.laws.law import Law, compute_optimal_at
 from tinygpt.scaling.study import Analysis
@@ -47,7 +48,7 @@ def allocation(law: Law, analysis: Analysis) -> str:
 
 
 def _ci(lo: float, hi: float, fmt: str = ".3f") -> str:
-    return f"[{lo:{fmt}}, {hi:{fmt}}]"
+    return as_text(lo, hi, fmt)
 
 
 def exponent_ci(law: Law) -> tuple[float, float] | None:
@@ -102,7 +103,10 @@ def exponents_report(analysis: Analysis) -> str | None:
         return None
     lines = ["  compute-optimal allocation, N_opt ∝ C^a and D_opt ∝ C^b (95% CI):"]
     for name, a, a_ci, b, b_ci in rows:
-        lines.append(f"    {name:27} a = {a:.3f} {_ci(*a_ci)}   b = {b:.3f} {_ci(*b_ci)}")
+        if resolved(*a_ci):
+            lines.append(f"    {name:27} a = {a:.3f} {_ci(*a_ci)}   b = {b:.3f} {_ci(*b_ci)}")
+        else:  # one reason, once
+            lines.append(f"    {name:27} a = {a:.3f}   b = {b:.3f}   {_ci(*a_ci)}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,84 @@
+"""No interval is printed or written as [x, x]: where a resampling cannot move a quantity (one run
+per point, a parameter at a bound) the report says so in words and fit.json holds null."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import tinygpt_cli
+from tinygpt.scaling.interval import NO_INTERVAL, as_json, as_text, resolved
+
+pytestmark = pytest.mark.slow
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MAIN_JOB = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "main_job_losses.csv"
+CHEAP = ["fit.bootstrap=100", "fit.forms_bootstrap=20", "fit.forms_folds=1", "plots=false"]
+
+
+def single_seed_isoflop_grid(path: Path) -> Path:
+    """12 computes x 7 sizes, one run each, on a Chinchilla-like law with 0.5 % noise."""
+    rng = np.random.default_rng(0)
+    rows = ["N,D,loss"]
+    for c in np.geomspace(1e15, 1e18, 12):
+        for n in np.geomspace(c / 6 / 3e9, c / 6 / 3e6, 7):
+            d = c / (6 * n)
+            loss = (1.7 + 406 / n**0.34 + 410 / d**0.28) * np.exp(rng.normal(0, 0.005))
+            rows.append(f"{n},{d},{loss}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def degenerate(values) -> list:
+    """Every ``ci``-named pair in a fit.json that is [x, x] or holds a NaN."""
+    found = []
+
+    def walk(node, key=""):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, k)
+        elif isinstance(node, list):
+            pair = len(node) == 2 and all(isinstance(x, float | int) for x in node)
+            if "ci" in key and pair and not resolved(*map(float, node)):
+                found.append((key, node))
+            for v in node:
+                walk(v, key)
+
+    walk(values)
+    return found
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        ["source=csv", f"source.path={MAIN_JOB}", "source.columns.seed=seed"],
+        ["source=chinchilla", f"source.path={FIXTURES / 'chinchilla_epoch_data.csv'}"],
+        ["source=csv", "source.path={grid}"],
+    ],
+    ids=["main_job", "chinchilla", "single_seed_grid"],
+)
+def test_no_zero_width_interval_in_the_report_or_fit_json(tmp_path, cache_dir, source):
+    grid = single_seed_isoflop_grid(tmp_path / "grid.csv")
+    args = [a.format(grid=grid) for a in source]
+    proc = tinygpt_cli(*args, *CHEAP, "hydra.run.dir=out", cwd=tmp_path, cache_dir=cache_dir,
+                       app="tinygpt.analyze")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    same = re.findall(r"\[([-+0-9.e,]+), \1\]", proc.stdout)
+    assert not same and "[nan, nan]" not in proc.stdout, same
+    fitted = json.loads((tmp_path / "out" / "fit.json").read_text())
+    assert not degenerate(fitted)
+    if "single_seed_grid" in str(grid) and args[1].endswith("grid.csv"):
+        # One run per (N, C): the envelope's resampling cannot move it, and it says so.
+        assert f"({NO_INTERVAL}" in proc.stdout
+        assert fitted["envelope"]["N_opt"]["ci95"] is None
+
+
+def test_an_interval_is_written_only_where_it_has_a_width():
+    assert as_json(0.5, 0.5) is None and as_json(float("nan"), 1.0) is None
+    assert as_json(0.4, 0.6) == [0.4, 0.6]
+    assert as_text(0.4, 0.6) == "[0.400, 0.600]"
+    assert as_text(0.496, 0.496).startswith(f"({NO_INTERVAL}")
