@@ -20,17 +20,18 @@ MAIN_JOB = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "mai
 CHEAP = ["fit.bootstrap=100", "fit.forms_bootstrap=20", "fit.forms_folds=1", "plots=false"]
 
 
-def single_seed_isoflop_grid(path: Path) -> Path:
+def single_seed_isoflop_grid(path: Path, columns: str = "N,D") -> Path:
     """12 computes, each over the 6-8 sizes of one ladder that give it 3M-3G tokens (as published
     IsoFLOP tables are), one run each, on a Chinchilla-like law with 0.5 % noise."""
     rng = np.random.default_rng(0)
-    rows = ["N,D,loss"]
+    rows = [f"{columns},loss"]
     ladder = np.geomspace(1e5, 1e11, 37)
     for c in np.geomspace(1e15, 1e18, 12):
         for n in ladder[(ladder >= c / 6 / 3e9) & (ladder <= c / 6 / 3e6)]:
             d = c / (6 * n)
             loss = (1.7 + 406 / n**0.34 + 410 / d**0.28) * np.exp(rng.normal(0, 0.005))
-            rows.append(f"{n},{d},{loss}")
+            first = c if columns.startswith("C") else n  # a published table may give C, not N
+            rows.append(f"{first},{d},{loss}")
     path.write_text("\n".join(rows) + "\n")
     return path
 
@@ -60,12 +61,14 @@ def degenerate(values) -> list:
         ["source=csv", f"source.path={MAIN_JOB}", "source.columns.seed=seed"],
         ["source=chinchilla", f"source.path={FIXTURES / 'chinchilla_epoch_data.csv'}"],
         ["source=csv", "source.path={grid}"],
+        ["source=csv", "source.path={c_grid}"],
     ],
-    ids=["main_job", "chinchilla", "single_seed_grid"],
+    ids=["main_job", "chinchilla", "single_seed_grid", "isoflop_table_without_N"],
 )
 def test_no_zero_width_interval_in_the_report_or_fit_json(tmp_path, cache_dir, source, request):
     grid = single_seed_isoflop_grid(tmp_path / "grid.csv")
-    args = [a.format(grid=grid) for a in source]
+    c_grid = single_seed_isoflop_grid(tmp_path / "c_grid.csv", "C,D")  # N from C = 6ND
+    args = [a.format(grid=grid, c_grid=c_grid) for a in source]
     proc = tinygpt_cli(*args, *CHEAP, "hydra.run.dir=out", cwd=tmp_path, cache_dir=cache_dir,
                        app="tinygpt.analyze")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -73,7 +76,7 @@ def test_no_zero_width_interval_in_the_report_or_fit_json(tmp_path, cache_dir, s
     assert not same and "[nan, nan]" not in proc.stdout, same
     fitted = json.loads((tmp_path / "out" / "fit.json").read_text())
     assert not degenerate(fitted)
-    if request.node.callspec.id == "single_seed_grid":
+    if request.node.callspec.id in ("single_seed_grid", "isoflop_table_without_N"):
         # One run per (N, C): the envelope's resampling cannot move it, and it says so.
         assert f"({NO_INTERVAL}" in proc.stdout
         assert fitted["envelope"]["N_opt"]["ci95"] is None

@@ -96,6 +96,7 @@ def scaling_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
     paths = write(analysis, out, plots=cfg.plots)
     say = Report()
     say(f"{len(analysis.table)} runs from {table.attrs.get('source')}")
+    say(f"  bootstrap resamples: {analysis.resampled}")
     for name, law in analysis.laws.items():
         boot = law.to_dict().get("bootstrap", {})
         bands = ", ".join(

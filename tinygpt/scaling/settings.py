@@ -88,8 +88,9 @@ class FitSettings:
     # runs of one seed and configuration at every budget, whose deviations from the law move
     # together: correlated 0.84-0.97 between budgets on the main job). With 90 % of the seed
     # variance shared per job, run resampling's bands held 73-84 % of held-out means, job
-    # resampling's 91-92 % (benchmarks/RESULTS.md, "Resampling jobs"); not yet the default.
-    bootstrap_unit: BootstrapUnit = BootstrapUnit.run
+    # resampling's 91-92 % (benchmarks/RESULTS.md, "Resampling jobs"). Where jobs cannot be told
+    # apart (one seed, or no seed column) runs are drawn, and the report says so.
+    bootstrap_unit: BootstrapUnit = BootstrapUnit.job
     # Also fit the least-absolute-deviation estimate beside the Huber one.
     l1: bool = True
     # Runs left out of a second fit and predicted by it: none, largest (model) or

@@ -15,7 +15,7 @@ from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.allocation.envelope import Envelope, cooled_envelope, envelope
 from tinygpt.scaling.allocation.isoflop import IsoflopView, isoflop
 from tinygpt.scaling.laws.holdout import Holdout, check, held_out
-from tinygpt.scaling.laws.law import FitSettings, Law, fit_law, protocol_warnings
+from tinygpt.scaling.laws.law import FitSettings, Law, fit_law, jobs, protocol_warnings
 from tinygpt.scaling.table.columns import SCALING_COLUMNS
 from tinygpt.scaling.table.grid import along
 
@@ -31,6 +31,9 @@ class Analysis:
     holdouts: dict[str, Holdout] = field(default_factory=dict)
     isoflop: IsoflopView | None = None
     envelope: Envelope | None = None
+    # What the laws' bootstrap drew: "job" (a seed's runs of one configuration together) or
+    # "run", and why where it fell back.
+    resampled: str = "run"
 
     @property
     def holdout(self) -> Holdout | None:
@@ -43,6 +46,7 @@ class Analysis:
             "source": self.table.attrs.get("source"),
             "laws": {name: law.to_dict() for name, law in self.laws.items()},
             "skipped": self.skipped,
+            "bootstrap_unit": self.resampled,
         }
         if self.isoflop is not None:
             out["isoflop"] = self.isoflop.to_dict()
@@ -85,6 +89,15 @@ def _one_to_one(table: pd.DataFrame, x: str, y: str) -> bool:
     return len(pairs) == pairs[x].nunique() == pairs[y].nunique()
 
 
+def resampling(table: pd.DataFrame, unit: str) -> str:
+    """What the bootstrap draws on this table, in words for the report and fit.json."""
+    if unit == "run":
+        return "run (fit.bootstrap_unit=run)"
+    if jobs(table, unit) is None:
+        return "run (jobs cannot be told apart: one seed, or no seed column)"
+    return "job (a seed's runs of one configuration together)"
+
+
 def analyze(table: pd.DataFrame, settings: FitSettings | None = None) -> Analysis:
     """Fit every law the table supports: L(X) for N, D, C and swept numeric settings; L(N, D);
     then refit the laws in N without the held-out runs and predict them (``fit.holdout``)."""
@@ -97,7 +110,7 @@ def analyze(table: pd.DataFrame, settings: FitSettings | None = None) -> Analysi
         table = table[np.isfinite(table["loss"].astype(float))]
     held_out(table, settings.holdout)  # a bad rule fails before any fitting
     agg = aggregate_seeds(table)
-    result = Analysis(table, agg)
+    result = Analysis(table, agg, resampled=resampling(table, settings.bootstrap_unit))
     seeds = agg["seeds"]
     candidates = ["N", "D", "C"] + [c for c in settings_of(table) if c not in ("N", "D", "C")]
     for x in candidates:
