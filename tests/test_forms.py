@@ -126,3 +126,13 @@ def test_bands_cover_when_a_jobs_budgets_share_their_noise_if_whole_jobs_are_res
     assert runs.with_seeds < 0.8, runs
     assert jobs.with_seeds >= runs.with_seeds + 0.08, (jobs, runs)
     assert jobs.truth_with_seeds >= 0.9, jobs
+
+
+def test_the_names_the_configs_check_are_the_registry_of_form_classes():
+    """tinygpt.scaling.names holds the names without torch (for the config checks); the registry
+    is the list of Form subclasses, one per form, in the same order."""
+    from tinygpt.scaling.laws.forms import FORMS_LIST, Form
+    from tinygpt.scaling.names import FORMS
+
+    assert tuple(FORM_SPECS) == FORMS
+    assert all(type(f) is not Form and isinstance(f, Form) for f in FORMS_LIST)

@@ -16,6 +16,7 @@ RANKS = {
     "names": 0,
     "axes": 0,
     "settings": 0,
+    "interval": 0,
     "table": 1,
     "fit": 1,
     "laws": 2,

@@ -48,34 +48,29 @@ def _lse(*terms: torch.Tensor) -> torch.Tensor:
     return m + torch.log(sum(torch.exp(t - m) for t in terms))
 
 
-@dataclass(frozen=True)
 class Form:
-    """A form: its parameter names, log L̂(θ; n, d) for a batch of θ, and its start grid."""
+    """A form of L(N, D): its parameter names and formula, log L̂(θ; n, d) for a batch of θ (in
+    torch, the definition predictions and bands read) and with its Jacobian (in numpy, what the
+    fits minimise with; the tests hold it to the torch one's autograd), and its start grid.
+    Each form is one subclass below; ``FORM_SPECS`` is the list of them."""
 
     name: str
     names: tuple[str, ...]
     formula: str
 
     def log_pred(self, theta: torch.Tensor, n: torch.Tensor, d: torch.Tensor, centre: float):
-        """(B, m) log L̂ for θ (B, p) at m points; ``centre`` = mean ln N of the fitted runs.
-        The forms' definition, read by predictions and bands; fits minimise with
-        ``log_pred_and_jacobian``, whose gradient the tests hold to this one's autograd."""
-        t = [theta[:, i, None] for i in range(theta.shape[1])]
-        if self.name == "chinchilla":  # tinygpt.scaling.fit.batched.Problem's order: a, b, α, β, e
-            a, b, alpha, beta, e = t
-            return _lse(a - alpha * n, b - beta * d, e)
-        if self.name == "kaplan_q":
-            a, b, e, alpha, beta, log_q = t
-            return _lse(e, torch.exp(log_q) * _lse(a - alpha * n, b - beta * d))
-        if self.name == "farseer_lite":
-            a, b, e, alpha, beta0, beta1, kappa = t
-            m = n - centre
-            return _lse(e, a - alpha * n, b + kappa * m - (beta0 + beta1 * m) * d)
-        if self.name == "translog":
-            e, c0, c1, c2, c3, c4, c5 = t
-            m, dd = n - centre, d - D_CENTRE
-            return _lse(e, c0 + c1 * m + c2 * dd + c3 * m * m + c4 * dd * dd + c5 * m * dd)
-        raise AssertionError(self.name)
+        """(B, m) log L̂ for θ (B, p) at m points; ``centre`` = mean ln N of the fitted runs."""
+        raise NotImplementedError
+
+    def log_pred_and_jacobian(
+        self, t: list[np.ndarray], n: np.ndarray, d: np.ndarray, centre: float
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """log L̂ and its derivative in each of θ's columns ``t`` (each (B, 1)), at (1, m)."""
+        raise NotImplementedError
+
+    def grid(self) -> list[list[float]]:
+        """Each parameter's start values; the starts are their product."""
+        raise NotImplementedError
 
     def natural(self, theta: np.ndarray) -> dict[str, float]:
         """θ as the form's printed parameters (A, E, q from their logs)."""
@@ -88,37 +83,107 @@ class Form:
         return out
 
     def starts(self) -> np.ndarray:
-        e = [-1.0, 0.0, 1.0]
-        if self.name == "chinchilla":  # the replication's 4,500 starts
-            return grid_starts(2, True)
-        if self.name == "kaplan_q":
-            grid = [[0.0, 8.0]] * 2 + [e] + [[0.25, 0.5, 1.0]] * 2 + [np.log([0.3, 0.6, 1.0])]
-        elif self.name == "farseer_lite":
-            grid = [[0.0, 8.0]] * 2 + [e, [0.2, 0.5], [0.2, 0.5], [-0.1, 0.1], [-0.5, 0.5]]
-        else:
-            grid = [e, [-1.0, 0.0, 1.0], [-0.5, -0.2], [-0.5, -0.2], [0.0], [0.0], [0.0]]
-        return np.array(list(itertools.product(*grid)), dtype=np.float64)
+        return np.array(list(itertools.product(*self.grid())), dtype=np.float64)
+
+
+# Every form's log-scale of E starts here.
+E_STARTS = [-1.0, 0.0, 1.0]
+
+
+class Chinchilla(Form):
+    """Hoffmann et al.'s additive form, in tinygpt.scaling.fit.batched.Problem's order."""
+
+    name = "chinchilla"
+    names = ("A", "B", "alpha", "beta", "E")
+    formula = "E + A/N^alpha + B/D^beta"
+
+    def log_pred(self, theta, n, d, centre):
+        a, b, alpha, beta, e = _columns(theta)
+        return _lse(a - alpha * n, b - beta * d, e)
+
+    def log_pred_and_jacobian(self, t, n, d, centre):
+        a, b, alpha, beta, e = t
+        y, (w1, w2, we) = _lse_np(a - alpha * n, b - beta * d, e)
+        return y, [w1, w2, -w1 * n, -w2 * d, we]
+
+    def starts(self) -> np.ndarray:
+        return grid_starts(2, True)  # the replication's 4,500 starts
+
+
+class KaplanQ(Form):
+    name = "kaplan_q"
+    names = ("A", "B", "E", "alpha", "beta", "q")
+    formula = "E + (A/N^alpha + B/D^beta)^q"
+
+    def log_pred(self, theta, n, d, centre):
+        a, b, e, alpha, beta, log_q = _columns(theta)
+        return _lse(e, torch.exp(log_q) * _lse(a - alpha * n, b - beta * d))
+
+    def log_pred_and_jacobian(self, t, n, d, centre):
+        a, b, e, alpha, beta, log_q = t
+        u, (s1, s2) = _lse_np(a - alpha * n, b - beta * d)
+        q = np.exp(log_q)
+        y, (we, wu) = _lse_np(e, q * u)
+        g = wu * q
+        return y, [g * s1, g * s2, we, -g * s1 * n, -g * s2 * d, g * u]
+
+    def grid(self) -> list[list[float]]:
+        return [[0.0, 8.0]] * 2 + [E_STARTS] + [[0.25, 0.5, 1.0]] * 2 + [np.log([0.3, 0.6, 1.0])]
+
+
+class FarseerLite(Form):
+    name = "farseer_lite"
+    names = ("A", "B", "E", "alpha", "beta0", "beta1", "kappa")
+    formula = "E + A/N^alpha + B (N/N̄)^kappa / D^(beta0 + beta1 ln(N/N̄))"
+
+    def log_pred(self, theta, n, d, centre):
+        a, b, e, alpha, beta0, beta1, kappa = _columns(theta)
+        m = n - centre
+        return _lse(e, a - alpha * n, b + kappa * m - (beta0 + beta1 * m) * d)
+
+    def log_pred_and_jacobian(self, t, n, d, centre):
+        a, b, e, alpha, beta0, beta1, kappa = t
+        m = n - centre
+        y, (we, w1, w2) = _lse_np(e, a - alpha * n, b + kappa * m - (beta0 + beta1 * m) * d)
+        return y, [w1, w2, we, -w1 * n, -w2 * d, -w2 * m * d, w2 * m]
+
+    def grid(self) -> list[list[float]]:
+        return [[0.0, 8.0]] * 2 + [E_STARTS, [0.2, 0.5], [0.2, 0.5], [-0.1, 0.1], [-0.5, 0.5]]
 
 
 # The token axis is centred at a fixed 1M (ln 1e6) for the translog's conditioning.
 D_CENTRE = float(np.log(1e6))
 
-FORM_SPECS = {
-    "chinchilla": Form("chinchilla", ("A", "B", "alpha", "beta", "E"), "E + A/N^alpha + B/D^beta"),
-    "kaplan_q": Form(
-        "kaplan_q", ("A", "B", "E", "alpha", "beta", "q"), "E + (A/N^alpha + B/D^beta)^q"
-    ),
-    "farseer_lite": Form(
-        "farseer_lite",
-        ("A", "B", "E", "alpha", "beta0", "beta1", "kappa"),
-        "E + A/N^alpha + B (N/N̄)^kappa / D^(beta0 + beta1 ln(N/N̄))",
-    ),
-    "translog": Form(
-        "translog",
-        ("E", "c0", "c1", "c2", "c3", "c4", "c5"),
-        "E + exp(c0 + c1 n + c2 d + c3 n² + c4 d² + c5 n d), n = ln(N/N̄), d = ln(D/1e6)",
-    ),
-}
+
+class Translog(Form):
+    name = "translog"
+    names = ("E", "c0", "c1", "c2", "c3", "c4", "c5")
+    formula = "E + exp(c0 + c1 n + c2 d + c3 n² + c4 d² + c5 n d), n = ln(N/N̄), d = ln(D/1e6)"
+
+    def log_pred(self, theta, n, d, centre):
+        e, c0, c1, c2, c3, c4, c5 = _columns(theta)
+        m, dd = n - centre, d - D_CENTRE
+        return _lse(e, c0 + c1 * m + c2 * dd + c3 * m * m + c4 * dd * dd + c5 * m * dd)
+
+    def log_pred_and_jacobian(self, t, n, d, centre):
+        e, c0, c1, c2, c3, c4, c5 = t
+        m, dd = n - centre, d - D_CENTRE
+        poly = c0 + c1 * m + c2 * dd + c3 * m * m + c4 * dd * dd + c5 * m * dd
+        y, (we, w) = _lse_np(e, poly)
+        return y, [we, w, w * m, w * dd, w * m * m, w * dd * dd, w * m * dd]
+
+    def grid(self) -> list[list[float]]:
+        return [E_STARTS, [-1.0, 0.0, 1.0], [-0.5, -0.2], [-0.5, -0.2], [0.0], [0.0], [0.0]]
+
+
+def _columns(theta):
+    """θ (B, p) as its p columns, each (B, 1), to broadcast against (m,) points."""
+    return [theta[:, i, None] for i in range(theta.shape[1])]
+
+
+# The registry: every form of fit.forms, by name.
+FORMS_LIST: tuple[Form, ...] = (Chinchilla(), KaplanQ(), FarseerLite(), Translog())
+FORM_SPECS: dict[str, Form] = {f.name: f for f in FORMS_LIST}
 
 
 def _lse_np(*terms: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -136,32 +201,7 @@ def log_pred_and_jacobian(
     """``form.log_pred`` in numpy with its Jacobian in θ: (B, m) and (B, m, p). Written out
     per form (every form is a log-sum-exp of terms linear in θ, once nested): a fit spent most
     of its time in autograd's bookkeeping over these small tensors."""
-    t = [theta[:, i, None] for i in range(theta.shape[1])]
-    n, d = n[None], d[None]
-    if form.name == "chinchilla":
-        a, b, alpha, beta, e = t
-        y, (w1, w2, we) = _lse_np(a - alpha * n, b - beta * d, e)
-        cols = [w1, w2, -w1 * n, -w2 * d, we]
-    elif form.name == "kaplan_q":
-        a, b, e, alpha, beta, log_q = t
-        u, (s1, s2) = _lse_np(a - alpha * n, b - beta * d)
-        q = np.exp(log_q)
-        y, (we, wu) = _lse_np(e, q * u)
-        g = wu * q
-        cols = [g * s1, g * s2, we, -g * s1 * n, -g * s2 * d, g * u]
-    elif form.name == "farseer_lite":
-        a, b, e, alpha, beta0, beta1, kappa = t
-        m = n - centre
-        y, (we, w1, w2) = _lse_np(e, a - alpha * n, b + kappa * m - (beta0 + beta1 * m) * d)
-        cols = [w1, w2, we, -w1 * n, -w2 * d, -w2 * m * d, w2 * m]
-    elif form.name == "translog":
-        e, c0, c1, c2, c3, c4, c5 = t
-        m, dd = n - centre, d - D_CENTRE
-        poly = c0 + c1 * m + c2 * dd + c3 * m * m + c4 * dd * dd + c5 * m * dd
-        y, (we, w) = _lse_np(e, poly)
-        cols = [we, w, w * m, w * dd, w * m * m, w * dd * dd, w * m * dd]
-    else:
-        raise AssertionError(form.name)
+    y, cols = form.log_pred_and_jacobian(_columns(theta), n[None], d[None], centre)
     return y, np.stack(np.broadcast_arrays(*cols), axis=-1)
 
 
