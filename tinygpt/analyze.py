@@ -27,13 +27,7 @@ from tinygpt.errors import TinyGPTError, instantiate, one_line_errors
 from tinygpt.scaling.laws.law import FitSettings
 from tinygpt.scaling.views.forms import forms_report
 from tinygpt.scaling.views.mlflow import log_curves, log_scaling
-from tinygpt.scaling.views.text import (
-    Report,
-    allocation,
-    exponents_report,
-    holdout_report,
-    isoflop_report,
-)
+from tinygpt.scaling.views.text import Report, analysis_lines
 from tinygpt.validation import check_analyze
 
 log = logging.getLogger("tinygpt.analyze")
@@ -96,32 +90,8 @@ def scaling_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
     paths = write(analysis, out, plots=cfg.plots)
     say = Report()
     say(f"{len(analysis.table)} runs from {table.attrs.get('source')}")
-    say(f"  bootstrap resamples: {analysis.resampled}")
-    for name, law in analysis.laws.items():
-        boot = law.to_dict().get("bootstrap", {})
-        bands = ", ".join(
-            f"{p} unresolved (every refit stayed at {law.params[p]:.3g}: the fit is flat in it)"
-            if ci is None
-            else f"{p} ∈ [{ci[0]:.4g}, {ci[1]:.4g}]"
-            for p, ci in boot.get("ci95", {}).items()
-        )
-        say(
-            f"  {name}: {law.formula()}   R²(log) = {law.r2:.4f}"
-            + (f"\n    95% CI: {bands}" if bands else "")
-        )
-        for w in law.warnings:
-            say(f"    warning: {w}")
-        if law.variables == ["N", "D"]:
-            say(allocation(law, analysis))
-    for name, why in analysis.skipped.items():
-        say(f"  {name}: skipped ({why})")
-    if analysis.isoflop is not None:
-        say(isoflop_report(analysis))
-    exponents = exponents_report(analysis)
-    if exponents:
-        say(exponents)
-    if analysis.holdout is not None:
-        say(holdout_report(analysis.holdout))
+    for text in analysis_lines(analysis):
+        say(text)
     if cfg.fit.forms and "L(N, D)" in analysis.laws:
         say(forms_report(analysis.table, cfg, out))
         if (out / "forms.png").exists():

@@ -123,3 +123,36 @@ def holdout_report(check: Holdout) -> str:
             f"{r.predicted:.4f} [{r.ci_low:.4f}, {r.ci_high:.4f}], error {r.relative_error:+.2%}"
         )
     return "\n".join(lines)
+
+
+def analysis_lines(analysis: Analysis) -> list[str]:
+    """A scaling study's report after its first line: the bootstrap's unit, every law with its
+    CIs and warnings, the allocation, what was skipped and why, IsoFLOP, exponents, holdout."""
+    out: list[str] = []
+    out.append(f"  bootstrap resamples: {analysis.resampled}")
+    for name, law in analysis.laws.items():
+        boot = law.to_dict().get("bootstrap", {})
+        bands = ", ".join(
+            f"{p} unresolved (every refit stayed at {law.params[p]:.3g}: the fit is flat in it)"
+            if ci is None
+            else f"{p} ∈ [{ci[0]:.4g}, {ci[1]:.4g}]"
+            for p, ci in boot.get("ci95", {}).items()
+        )
+        out.append(
+            f"  {name}: {law.formula()}   R²(log) = {law.r2:.4f}"
+            + (f"\n    95% CI: {bands}" if bands else "")
+        )
+        for w in law.warnings:
+            out.append(f"    warning: {w}")
+        if law.variables == ["N", "D"]:
+            out.append(allocation(law, analysis))
+    for name, why in analysis.skipped.items():
+        out.append(f"  {name}: skipped ({why})")
+    if analysis.isoflop is not None:
+        out.append(isoflop_report(analysis))
+    exponents = exponents_report(analysis)
+    if exponents:
+        out.append(exponents)
+    if analysis.holdout is not None:
+        out.append(holdout_report(analysis.holdout))
+    return out
