@@ -30,10 +30,12 @@ def test_table_from_the_latest_sweep(sweep_store):
 
 
 def test_n_counts_the_embeddings_on_request(sweep_store):
-    """source.parameters=total: N is every parameter (Chinchilla's count), embeddings included."""
+    """source.parameters=total (the default): N is every parameter, embeddings included;
+    non_embedding is Kaplan's count."""
     uri = f"sqlite:///{sweep_store / 'mlflow.db'}"
-    kaplan = from_mlflow(uri=uri).sort_values("run_id").reset_index(drop=True)
-    chinchilla = from_mlflow(uri=uri, parameters="total").sort_values("run_id")
+    kaplan = from_mlflow(uri=uri, parameters="non_embedding").sort_values("run_id")
+    kaplan = kaplan.reset_index(drop=True)
+    chinchilla = from_mlflow(uri=uri).sort_values("run_id")
     chinchilla = chinchilla.reset_index(drop=True)
     assert chinchilla.attrs["parameters"] == "total"
     assert kaplan.attrs["parameters"] == "non_embedding"

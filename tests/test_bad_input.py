@@ -67,7 +67,7 @@ ANALYZE = [
     (["fit.bootstrap=-1"], "fit.bootstrap=-1 must be zero or positive"),
     (["fit.delta=0"], "fit.delta=0.0 must be positive"),
     (["source.sweep=nope"], "no sweep named 'nope'"),
-    (["source.parameters=all"], "Invalid value 'all', expected one of [non_embedding, total]"),
+    (["source.parameters=all"], "Invalid value 'all', expected one of [total, non_embedding]"),
     (["source.uri=http://127.0.0.1:9"], "fix source.uri"),
     (["source=csv", "source.path={dir}/words.csv"], "holds 'abc' on line 3, not a number"),
     (["source=csv", "source.path={dir}/empty.csv"], "empty.csv is empty: it needs a header row"),

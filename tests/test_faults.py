@@ -140,8 +140,8 @@ def test_eight_writers_and_a_reader_on_one_sqlite_store_lose_nothing(tmp_path):
         "    if step % 20 == 0:\n"
         "        t.flush()\n"
         "t.log_metrics({'final_val_loss': 2 + 1 / (i + 1), 'non_embedding_parameters': "
-        "1000 * (i + 1), 'tokens_seen': 1e5, 'flops': 6e8 * (i + 1), "
-        "'flops_per_token': 6000 * (i + 1)}, 200)\n"
+        "1000 * (i + 1), 'parameters': 3000 * (i + 1), 'tokens_seen': 1e5, "
+        "'flops_exact': 9e8 * (i + 1), 'flops_per_token_exact': 9000 * (i + 1)}, 200)\n"
         "t.close('FINISHED')\n"
     )
     writers = [

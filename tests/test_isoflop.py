@@ -91,7 +91,7 @@ def test_every_size_spends_the_same_compute(make_cfg):
         wsd = ["optimizer/schedule=wsd", "optimizer.schedule.warmup_steps=2"]
         cfg = make_cfg(f"model.d_model={width}", *wsd, "training.max_steps=null", budgets)
         plan = compute_plan(cfg)
-        fpt, per_step = flops_per_token(cfg.model), tokens_per_step(cfg)
+        fpt, per_step = flops_per_token(cfg), tokens_per_step(cfg)
         for tokens, c in plan.items():
             assert tokens % per_step == 0
             assert abs(tokens * fpt - c) <= fpt * per_step / 2  # within half a step of C

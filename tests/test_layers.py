@@ -24,6 +24,7 @@ RANKS = {
     "curves": 3,
     "plan": 3,
     "lr_transfer": 3,
+    "lr_law": 3,
     "adaptation": 3,
     "study": 4,
     "views": 5,

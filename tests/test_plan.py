@@ -31,12 +31,18 @@ from tinygpt.scaling.plan.simulate import (
 
 def test_the_simulations_sizes_are_the_presets():
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        kaplan = {"parameters": "non_embedding", "flops": "kaplan"}
         for size in SIZES:
-            assert preset_size(size.name) == size
+            assert preset_size(size.name, **kaplan) == size
         # Under the main job's preset every width has 2 layers of 2 heads: d64 is the N = 100,096
         # of its sweep, not the 3-layer preset's 150,080.
-        assert preset_size("d64", "scaling").N == 100_096
-        assert preset_size("d16", "scaling") == SIZES[2]
+        assert preset_size("d64", "scaling", **kaplan).N == 100_096
+        assert preset_size("d16", "scaling", **kaplan) == SIZES[2]
+        # The defaults, the analysis's: the tied 1,024 x 16 embedding and the 128 x 16 position
+        # table counted, and the readout's 6·V·d FLOPs per token priced.
+        d16 = preset_size("d16", "scaling")
+        assert d16.N == 6_592 + 1_024 * 16 + 128 * 16
+        assert d16.flops_per_token == 6 * (6_144 + 1_024 * 16) + 6 * 2 * 128 * 16
 
 
 def test_the_budget_ladder_stays_within_one_pass_over_the_training_split():
@@ -106,6 +112,10 @@ def synthetic_csv(path: Path) -> Path:
     return path
 
 
+# What the synthetic runs' N and C count (simulate.SIZES: non-embedding N, Kaplan's FLOPs).
+UNITS = ("source.parameters=non_embedding", "source.flops=kaplan")
+
+
 def plan_cli(*args: str, cwd: Path, cache_dir: Path):
     return tinygpt_cli(*args, "hydra.run.dir=plan", cwd=cwd, cache_dir=cache_dir,
                        app="tinygpt.plan")  # fmt: skip
@@ -116,7 +126,7 @@ def test_the_cli_writes_a_plan_a_figure_and_commands(tmp_path, cache_dir):
     csv = synthetic_csv(tmp_path / "runs.csv")
     proc = plan_cli(
         "source=csv", f"source.path={csv}", "source.columns.seed=seed", "plan.flops=3e11",
-        "plan.target=loss",
+        "source.parameters=non_embedding", "source.flops=kaplan", "plan.target=loss",
         "plan.model=d96", "plan.tokens=3.2e6", "plan.form=chinchilla", "plan.bootstrap=60",
         cwd=tmp_path, cache_dir=cache_dir,
     )  # fmt: skip
@@ -140,11 +150,14 @@ def test_the_cli_writes_a_plan_a_figure_and_commands(tmp_path, cache_dir):
         (["plan.flops=1e12", "plan.target=loss"], "plan.target=loss needs plan.model"),
         (["plan.flops=1e12", "plan.target=best"], "plan.target='best'"),
         (["plan.flops=1e12", "plan.models=[d7]"], "no model preset 'd7'"),
+        # A CSV that does not say what its N counts cannot be priced in preset sizes.
+        (["plan.flops=1e12", "source.parameters=unstated"], "this table's N counts unstated"),
+        (["plan.flops=1e12", "source.flops=per_token"], "source.flops='per_token': choose one"),
     ],
 )
 def test_bad_plans_are_one_line(tmp_path, cache_dir, args, message):
     csv = synthetic_csv(tmp_path / "runs.csv")
-    proc = plan_cli("source=csv", f"source.path={csv}", "plan.at_flops=1e14", *args,
+    proc = plan_cli("source=csv", f"source.path={csv}", "plan.at_flops=1e14", *UNITS, *args,
                     cwd=tmp_path, cache_dir=cache_dir)  # fmt: skip
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]

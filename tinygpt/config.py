@@ -18,6 +18,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from tinygpt.accounting import FlopCount, ParameterCount
 from tinygpt.scaling.settings import (  # the analysis settings live beside the analysis
     AnalyzeConfig,
     CsvSourceConfig,
@@ -164,6 +165,17 @@ class SGDConfig:
 
 
 @dataclass
+class LrLawConfig:
+    """A peak LR for every size, LR*(N) = coefficient · N^(-exponent), fitted to tuning trials
+    (tinygpt/scaling/lr_law.py, benchmarks/lr_law.py): widths no trial saw get the law's value."""
+
+    coefficient: float = MISSING
+    exponent: float = MISSING
+    # What N the law was fitted in (tinygpt/accounting.py).
+    parameters: ParameterCount = ParameterCount.total
+
+
+@dataclass
 class OptimizerConfig:
     # The torch.optim class and its algorithm-specific arguments (betas, momentum, ...): typed
     # by the option's schema below; any other class works from a schema-free option.
@@ -174,6 +186,9 @@ class OptimizerConfig:
     # its value instead of ``lr`` (the run's logged ``optimizer.lr`` is the one it trained at).
     # experiment=scaling records its tuned values here, with their evidence.
     lr_by_width: dict[int, float] = field(default_factory=dict)
+    # Peak LR as a law of model size (null: none). It sets ``lr`` for every width that
+    # ``lr_by_width`` does not list; the run logs the LR it trained at as ``optimizer.lr``.
+    lr_law: LrLawConfig | None = None
     # Decoupled weight decay on the matrices (not on biases, norms or embeddings).
     weight_decay: float = 0.1
     # The LR schedule (``conf/optimizer/schedule/``): one of the schedule schemas below.
@@ -442,6 +457,10 @@ class IsoflopConfig:
     # token budget C / flops_per_token: one budget is a plain run, several are WSD branches of one
     # trunk. Budgets too small for this model to branch after the warmup are left out (logged).
     budgets: list[float] | None = None
+    # What the budgets count (tinygpt/accounting.py): exact (every matmul, the readout
+    # included), kaplan (no readout) or chinchilla (6·N_total). Analyse with the same
+    # source.flops (the default, exact, is this default too).
+    flops: FlopCount = FlopCount.exact
 
 
 @dataclass

@@ -26,8 +26,16 @@ from tinygpt.app import config_dir
 from tinygpt.config import register_configs
 from tinygpt.errors import TinyGPTError, instantiate, one_line_errors
 from tinygpt.scaling.plan.choose import Plan, choose
-from tinygpt.scaling.plan.round import budget_ladder, candidates, commands, fitted_form, target_of
+from tinygpt.scaling.plan.round import (
+    budget_ladder,
+    candidates,
+    commands,
+    fitted_form,
+    target_of,
+    units,
+)
 from tinygpt.scaling.plan.view import figure, report
+from tinygpt.scaling.views.text import conventions_line
 from tinygpt.validation import check_plan
 
 log = logging.getLogger("tinygpt.plan")
@@ -44,10 +52,6 @@ def run(cfg: DictConfig, out: Path) -> Plan:
         raise TinyGPTError(
             f"{table.attrs.get('source')} is a {table.attrs.get('kind')} study, not an (N, D) "
             "sweep: point source at a scaling sweep"
-        )
-    if table.attrs.get("parameters", "non_embedding") != "non_embedding":
-        raise TinyGPTError(
-            "tinygpt-plan prices candidates by non-embedding N: drop source.parameters"
         )
     if len(table) < 8 or table["N"].nunique() < 3:
         raise TinyGPTError(
@@ -69,7 +73,11 @@ def run(cfg: DictConfig, out: Path) -> Plan:
     plan = choose(fit, target, sizes, budgets, float(p.flops), seeds_start, p.max_seeds,
                   p.decay_fraction)  # fmt: skip
     cmds = commands(plan, p.experiment)
-    printed = f"{len(table)} runs from {table.attrs.get('source')}\n{report(plan, form, cmds)}"
+    printed = (
+        f"{len(table)} runs from {table.attrs.get('source')}\n"
+        f"{conventions_line(units(table))} (plan.flops and every price below too)\n"
+        f"{report(plan, form, cmds)}"
+    )
     if "train_tokens" in table.attrs and not p.budgets:
         printed += (
             f"\n  budgets up to {max(budgets):,.0f} tokens: within one pass over the runs' "
@@ -77,7 +85,8 @@ def run(cfg: DictConfig, out: Path) -> Plan:
         )
     print(printed)
     out.mkdir(parents=True, exist_ok=True)
-    record = {"form": form, "formula": fit.form.formula, **plan.to_dict(), "commands": cmds}
+    record = {"form": form, "formula": fit.form.formula, "conventions": units(table),
+              **plan.to_dict(), "commands": cmds}  # fmt: skip
     (out / "plan.json").write_text(json.dumps(record, indent=2, default=float))
     paths = [out / "plan.json"]
     if cfg.plots:

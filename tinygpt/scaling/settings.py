@@ -12,13 +12,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
-
-class ParameterCount(str, Enum):
-    """What N counts. The two conventions give different compute-optimal allocations at small
-    scale (Pearce & Song 2024, "Reconciling Kaplan and Chinchilla Scaling Laws")."""
-
-    non_embedding = "non_embedding"  # Kaplan et al. (2020): without the embedding tables
-    total = "total"  # Hoffmann et al. (2022): every parameter, embeddings included
+from tinygpt.accounting import FlopCount, ParameterCount
 
 
 @dataclass
@@ -33,8 +27,13 @@ class MlflowSourceConfig:
     sweep: Any = None
     # An MLflow filter string over the experiment's runs, instead of a sweep.
     filter: str | None = None
-    # What N counts: non_embedding (Kaplan's convention) or total (Chinchilla's).
-    parameters: ParameterCount = ParameterCount.non_embedding
+    # What N counts: total (Chinchilla's: every parameter, the tied embedding once) or
+    # non_embedding (Kaplan's). What C counts: exact (every matmul, the readout included, and
+    # causal attention), kaplan (6·N_non-embedding + attention) or chinchilla (6·N_total).
+    # Every run records all of them (tinygpt/accounting.py); the defaults are the papers'
+    # recommendation (docs/guide/laws.md, "What N and C count").
+    parameters: ParameterCount = ParameterCount.total
+    flops: FlopCount = FlopCount.exact
     # auto: the kind of study from what varies (schedules -> loss curves, >= 3 LRs -> LR
     # transfer, else scaling); curves: every run as a loss curve (one size, one schedule too).
     view: str = "auto"
@@ -52,6 +51,11 @@ class CsvSourceConfig:
     columns: dict[str, Any] = field(default_factory=lambda: dict(CSV_COLUMNS))
     # Drop the k highest-loss rows (the Chinchilla replication drops 5).
     drop_highest: int = 0
+    # What the CSV's N and C count, printed on every law: total | non_embedding, and
+    # exact | kaplan | chinchilla; unstated where the table does not say (a C derived as 6ND
+    # is labelled so).
+    parameters: str = "unstated"
+    flops: str = "unstated"
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tinygpt.accounting import UNSTATED
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.allocation.envelope import Envelope, cooled_envelope, envelope
 from tinygpt.scaling.allocation.isoflop import IsoflopView, isoflop
@@ -36,6 +37,11 @@ class Analysis:
     resampled: str = "run"
 
     @property
+    def conventions(self) -> dict[str, str]:
+        attrs = self.table.attrs
+        return {k: attrs.get(k, UNSTATED) for k in ("parameters", "flops")}
+
+    @property
     def holdout(self) -> Holdout | None:
         """The headline check: L(N, D) where it was fitted, else L(N)."""
         return self.holdouts.get("L(N, D)") or self.holdouts.get("L(N)")
@@ -44,6 +50,8 @@ class Analysis:
         out = {
             "n_runs": len(self.table),
             "source": self.table.attrs.get("source"),
+            # What N and C count (tinygpt/accounting.py): every law below is in these units.
+            "conventions": self.conventions,
             "laws": {name: law.to_dict() for name, law in self.laws.items()},
             "skipped": self.skipped,
             "bootstrap_unit": self.resampled,

@@ -22,6 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from tinygpt import checkpoint
+from tinygpt.accounting import Counts
 from tinygpt.errors import TinyGPTError
 from tinygpt.tracking.mlflow_run import Store, Tracker, flatten, with_retry
 from tinygpt.train.optim import build_schedule, build_scheduler
@@ -198,7 +199,6 @@ def budget_entry(
     trunk: bool = False,
 ) -> dict[str, Any]:
     """One budget's entry of results.json, the same keys for a branch and for the trunk."""
-    fpt = model.flops_per_token()
     return {
         "budget_tokens": tokens,
         "branch_step": start,  # where its decay left the trunk
@@ -210,10 +210,7 @@ def budget_entry(
         "final_val_accuracy": val.get("accuracy"),
         "final_val_bpb": val.get("bpb"),
         "test_loss": test_loss,
-        "non_embedding_parameters": model.num_non_embedding_parameters(),
-        "parameters": model.num_parameters(),
-        "flops_per_token": fpt,
-        "flops": fpt * steps * per_step,
+        **Counts.of(model).metrics(steps * per_step),  # N and C under every convention
         "trunk": trunk,
     }
 

@@ -1,8 +1,10 @@
 """Compute budgets as token budgets: ``isoflop.budgets`` (FLOPs) -> ``training.budgets`` (tokens).
 
 An IsoFLOP study trains every model size at the same compute C, so each size gets its own token
-budget D = C / flops_per_token. The FLOPs per token come from the model itself
-(``TinyGPT.flops_per_token``), built on the meta device so nothing is allocated.
+budget D = C / flops_per_token. The FLOPs per token come from the model itself under the
+convention ``isoflop.flops`` names (tinygpt/accounting.py; ``exact`` by default, the analysis's
+default too), built on the meta device so nothing is allocated, with the vocabulary the run will
+have: the readout is most of a small model's FLOPs.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import torch
 from omegaconf import DictConfig, open_dict
 
+from tinygpt.accounting import Counts, FlopCount, value
 from tinygpt.errors import TinyGPTError
 from tinygpt.model import GPTConfig, TinyGPT
 from tinygpt.train.branches import plan, tokens_per_step
@@ -21,14 +24,36 @@ from tinygpt.train.schedules import WSD
 log = logging.getLogger("tinygpt")
 
 
-def meta_model(model_cfg: DictConfig) -> TinyGPT:
+def vocab_size(cfg: DictConfig) -> int:
+    """The vocabulary a run of ``cfg`` will have, before it trains: the tokenizer's configured
+    size (BPE), its fixed one (bytes, GPT-2), or, for a tokenizer fitted on the data (characters),
+    the one ``prepare`` fits (and caches, so the run's own ``prepare`` is a cache hit)."""
+    from tinygpt.data.tokenizers import ByteTokenizer
+
+    tok = cfg.data.tokenizer
+    target = str(tok.get("_target_", ""))
+    if tok.get("vocab_size"):
+        return int(tok.vocab_size)
+    if target.startswith("tinygpt.data.tokenizers.ByteTokenizer"):
+        return ByteTokenizer.vocab_size
+    if target == "tinygpt.data.tokenizers.gpt2":
+        return 50_257
+    from tinygpt.data.dataset import prepare
+
+    return prepare(cfg.data, cfg.model.context).tokenizer.vocab_size
+
+
+def meta_model(model_cfg: DictConfig, vocab: int = 1) -> TinyGPT:
     """The model a config describes, on the meta device: its sizes without its memory."""
     with torch.device("meta"):
-        return TinyGPT(GPTConfig.from_node(model_cfg, 1))
+        return TinyGPT(GPTConfig.from_node(model_cfg, vocab))
 
 
-def flops_per_token(model_cfg: DictConfig) -> int:
-    return meta_model(model_cfg).flops_per_token()
+def flops_per_token(cfg: DictConfig, convention: FlopCount | str | None = None) -> int:
+    """FLOPs per token of the run ``cfg`` describes, under ``convention`` (default:
+    ``isoflop.flops``)."""
+    convention = convention or cfg.isoflop.flops
+    return Counts.of(meta_model(cfg.model, vocab_size(cfg))).flops_per_token(convention)
 
 
 def compute_plan(cfg: DictConfig) -> dict[int, float]:
@@ -36,7 +61,7 @@ def compute_plan(cfg: DictConfig) -> dict[int, float]:
     cs = sorted({float(c) for c in cfg.isoflop.budgets})
     if any(c <= 0 for c in cs):
         raise TinyGPTError(f"isoflop.budgets={cs}: compute budgets must be positive FLOP counts")
-    fpt = flops_per_token(cfg.model)
+    fpt = flops_per_token(cfg)
     per_step = tokens_per_step(cfg)
     schedule = build_schedule(cfg.optimizer)
     out: dict[int, float] = {}
@@ -73,7 +98,8 @@ def compute_plan(cfg: DictConfig) -> dict[int, float]:
     if not out:
         raise TinyGPTError(
             f"isoflop.budgets={cs}: every budget is too small for model.d_model="
-            f"{cfg.model.d_model} to train past its warmup ({fpt:,} FLOPs per token): raise the "
+            f"{cfg.model.d_model} to train past its warmup ({fpt:,} {value(cfg.isoflop.flops)} "
+            "FLOPs per token): raise the "
             "budgets or lower optimizer.schedule.warmup_steps"
         )
     return out

@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tinygpt import checkpoint, distributed, hardware
+from tinygpt.accounting import Counts, value
 from tinygpt.data.dataset import TokenData, prepare
 from tinygpt.data.tokenizers import save_tokenizer
 from tinygpt.errors import TinyGPTError
@@ -26,6 +27,7 @@ from tinygpt.tracking.mlflow_run import Tracker, flatten, monitor_run
 from tinygpt.tracking.sysinfo import slurm_logs
 from tinygpt.train.branches import branch_runs, branch_summary, budgets, tokens_per_step
 from tinygpt.train.compute import apply as apply_compute_budgets
+from tinygpt.train.compute import meta_model, vocab_size
 from tinygpt.train.loop import Interrupted, Paused, Trainer, strategy_of
 from tinygpt.train.mfu import mfu
 from tinygpt.validation import check as check_config
@@ -39,12 +41,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def law_lr(cfg: DictConfig) -> float:
+    """This model's peak LR from ``optimizer.lr_law``, its N counted as the law was fitted."""
+    law = cfg.optimizer.lr_law
+    n = Counts.of(meta_model(cfg.model, vocab_size(cfg))).parameters(law.parameters)
+    lr = float(law.coefficient) * n ** -float(law.exponent)
+    log.info("optimizer.lr = %.4g from optimizer.lr_law at N = %s (%s)", lr, f"{n:,}",
+             value(law.parameters))  # fmt: skip
+    return lr
+
+
 def validate(cfg: DictConfig) -> None:
     GPTConfig.from_node(cfg.model, 1)  # the model's own checks, before the data is prepared
     tuned = cfg.optimizer.get("lr_by_width") or {}
+    # Before anything is logged: the run records the LR it trains at.
     if cfg.model.d_model in tuned:
-        # Before anything is logged: the run records the LR it trains at.
         cfg.optimizer.lr = float(tuned[cfg.model.d_model])
+    elif cfg.optimizer.get("lr_law") is not None:
+        cfg.optimizer.lr = law_lr(cfg)
     by_seed = cfg.training.get("budgets_by_seed") or {}
     if cfg.seed in by_seed:
         cfg.training.budgets = [int(b) for b in by_seed[cfg.seed]]
@@ -104,10 +118,8 @@ def results_of(trainer: Trainer, data: TokenData, cfg: DictConfig) -> dict[str, 
         "tokens_seen": s.tokens_seen,
         # One pass over this many tokens: a planner keeps its budgets within it.
         "train_split_tokens": len(data.splits["train"]),
-        "parameters": model.num_parameters(),
-        "non_embedding_parameters": model.num_non_embedding_parameters(),
-        "flops_per_token": model.flops_per_token(),
-        "flops": model.flops_per_token() * s.tokens_seen,
+        # N and C under every convention (tinygpt/accounting.py): the analysis picks one
+        **Counts.of(model).metrics(s.tokens_seen),
         "tokens_per_sec": s.tokens_seen / max(s.wall_seconds, 1e-9),
         "steady_tokens_per_sec": s.steady_tokens_per_sec,
         # PaLM's convention (tinygpt/train/mfu.py); None where the device's peak is unknown

@@ -7,28 +7,45 @@ from __future__ import annotations
 import pandas as pd
 from omegaconf import DictConfig
 
+from tinygpt.accounting import FLOP_WORDS, PARAMETER_WORDS, Counts
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.plan.choose import TARGETS, Plan, Size, Target
 
 PRESETS = ("d8", "d12", "d16", "d24", "d32", "d48", "d64", "d96", "d128")
 
 
-def preset_size(name: str, experiment: str | None = None) -> Size:
-    """A model preset's N (non-embedding, as the laws count it) and FLOPs per token, as it trains
-    under ``experiment`` (the main job's preset gives every width 2 layers of 2 heads)."""
+def preset_size(
+    name: str, experiment: str | None = None, parameters: str = "total", flops: str = "exact"
+) -> Size:
+    """A model preset's N and FLOPs per token under the analysis's conventions (``parameters``,
+    ``flops``: tinygpt/accounting.py), as it trains under ``experiment`` (the main job's preset
+    gives every width 2 layers of 2 heads and a 1,024-token BPE, whose readout is priced)."""
     from hydra import compose
 
-    from tinygpt.train.compute import meta_model
+    from tinygpt.train.compute import meta_model, vocab_size
 
     try:
         extra = [f"experiment={experiment}"] if experiment else []
-        node = compose("config", overrides=[f"model={name}", *extra]).model
+        cfg = compose("config", overrides=[f"model={name}", *extra])
     except Exception:  # Hydra's MissingConfigException and friends: one line, not a traceback
         raise TinyGPTError(
             f"plan.models: no model preset {name!r} (the options of conf/model, e.g. d64)"
         ) from None
-    model = meta_model(node)
-    return Size(name, float(model.num_non_embedding_parameters()), float(model.flops_per_token()))
+    counts = Counts.of(meta_model(cfg.model, vocab_size(cfg)))
+    return Size(name, float(counts.parameters(parameters)), float(counts.flops_per_token(flops)))
+
+
+def units(table: pd.DataFrame) -> dict[str, str]:
+    """The table's conventions, for pricing candidates in the units the law was fitted in."""
+    parameters, flops = table.attrs.get("parameters"), table.attrs.get("flops")
+    if parameters not in PARAMETER_WORDS or flops not in FLOP_WORDS:
+        raise TinyGPTError(
+            f"tinygpt-plan prices candidates in the units of the law: this table's N counts "
+            f"{parameters or 'unstated'} and C {flops or 'unstated'}; plan from an MLflow sweep, "
+            "or give a CSV's source.parameters=total|non_embedding and "
+            "source.flops=exact|kaplan|chinchilla"
+        )
+    return {"parameters": parameters, "flops": flops}
 
 
 def candidates(
@@ -36,9 +53,10 @@ def candidates(
 ) -> list[Size]:
     """The sizes a plan may propose: ``plan.models``, or by default the presets from the
     sweep's smallest size up (a law is not trusted below the sizes it was fitted on)."""
+    u = units(table)
     if models:
-        return [preset_size(m, experiment) for m in models]
-    sizes = [preset_size(m, experiment) for m in PRESETS]
+        return [preset_size(m, experiment, **u) for m in models]
+    sizes = [preset_size(m, experiment, **u) for m in PRESETS]
     return [s for s in sizes if table["N"].min() * 0.99 <= s.N]
 
 
@@ -74,7 +92,7 @@ def target_of(cfg: DictConfig, table: pd.DataFrame) -> Target:
     try:
         n = float(p.model)  # a parameter count
     except ValueError:
-        n = preset_size(str(p.model), p.experiment).N  # a preset's name
+        n = preset_size(str(p.model), p.experiment, **units(table)).N  # a preset's name
     return Target("loss", N=n, D=float(p.tokens))
 
 

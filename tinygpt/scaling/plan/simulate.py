@@ -16,9 +16,8 @@ from tinygpt.scaling.plan.choose import DECAY, Job, Size, Target, choose
 
 # A law at this lab's scale (non-embedding N 2e3-8e5, D 2e5-6e6): E + A/N^α + B/D^β.
 TRUE = {"A": 60.0, "B": 400.0, "alpha": 0.35, "beta": 0.35, "E": 2.5}
-# The presets' non-embedding N and FLOPs per token (tinygpt.scaling.plan.round.preset_size;
-# a test keeps them
-# equal).
+# The presets' non-embedding N and Kaplan FLOPs per token (tinygpt.scaling.plan.round.preset_size
+# with parameters=non_embedding, flops=kaplan; a test keeps them equal).
 SIZES = [
     Size("d8", 1_760, 22_848),
     Size("d12", 3_792, 41_184),

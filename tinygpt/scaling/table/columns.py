@@ -9,15 +9,13 @@ from tinygpt.errors import TinyGPTError
 
 # A pre-training run's row: column -> the metric its job logged (tinygpt/train/job.py).
 SCALING_METRICS = {
-    "N": "non_embedding_parameters",
+    "N": "non_embedding_parameters",  # source.parameters picks (accounting.PARAMETER_METRICS)
     "D": "tokens_seen",
-    "C": "flops",
+    "C": "flops",  # Kaplan's; source.flops picks another (tinygpt.accounting.FLOP_METRICS)
     "loss": "final_val_loss",
     "bpb": "final_val_bpb",  # bits per byte, for fit.metric=val_bpb
     "C_budget": "compute_budget",  # the compute an IsoFLOP job aimed at
 }
-# N under each convention of source.parameters (tinygpt.scaling.settings.ParameterCount).
-PARAMETER_METRICS = {"non_embedding": "non_embedding_parameters", "total": "parameters"}
 # An adaptation (seal) run's row: these metrics under their own names (tinygpt/seal/adapt.py).
 ADAPTATION_METRICS = (
     "improvement",

@@ -1,7 +1,8 @@
 """Where runs come from: an MLflow store (a sweep, a filter, or the latest sweep) or any CSV.
 
-Every source returns one table, a row per run: N (non-embedding parameters), D (tokens seen),
-C (training FLOPs), loss (the FINAL validation loss), seed, and every setting that varies.
+Every source returns one table, a row per run: N (parameters), D (tokens seen), C (training
+FLOPs), loss (the FINAL validation loss), seed, and every setting that varies; its attrs say what
+N and C count (``parameters``, ``flops``: tinygpt/accounting.py).
 """
 
 from __future__ import annotations
@@ -13,11 +14,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tinygpt.accounting import (
+    FLOP_METRICS,
+    FLOP_PER_TOKEN_METRICS,
+    FLOP_WORDS,
+    PARAMETER_METRICS,
+    PARAMETER_WORDS,
+    UNSTATED,
+    value,
+)
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.settings import CSV_COLUMNS
 from tinygpt.scaling.table.columns import (
     ADAPTATION_METRICS,
-    PARAMETER_METRICS,
     SCALING_METRICS,
     read_table,
 )
@@ -43,19 +52,21 @@ def from_mlflow(
     experiment: str = "tinygpt",
     sweep: str | Sequence[str] | None = None,
     filter: str | None = None,
-    parameters: str = "non_embedding",
+    parameters: str = "total",
+    flops: str = "exact",
     view: str = "auto",
 ) -> pd.DataFrame:
     """Runs of a sweep (parent run id or name; default: the latest sweep) or an MLflow filter.
 
-    ``parameters``: N without the embeddings (``non_embedding``, Kaplan's count) or with them
-    (``total``, Chinchilla's). ``view``: ``auto`` reads the kind of study from what varies
-    (``kind_of``); ``curves`` reads the runs as loss curves whatever varies.
+    ``parameters``: N with the embeddings (``total``, Chinchilla's) or without
+    (``non_embedding``, Kaplan's); ``flops``: C as ``exact``, ``kaplan`` or ``chinchilla``
+    counts it (tinygpt/accounting.py). ``view``: ``auto`` reads the kind of study from what
+    varies (``kind_of``); ``curves`` reads the runs as loss curves whatever varies.
     """
     if view not in VIEWS:
         raise TinyGPTError(f"source.view={view!r}: choose one of {', '.join(VIEWS)}")
-    count = getattr(parameters, "value", parameters)
-    metrics = {**SCALING_METRICS, "N": PARAMETER_METRICS[count]}
+    count, flop = value(parameters), value(flops)
+    metrics = {**SCALING_METRICS, "N": PARAMETER_METRICS[count], "C": FLOP_METRICS[flop]}
     store = Store.connect(uri, experiment, setting="source.uri")
     parent_id = None
     if filter:
@@ -103,6 +114,12 @@ def from_mlflow(
     adaptation = any(r.data.params.get("seal.enabled") == "True" for r in runs)
     result_key = "improvement" if adaptation else metrics["loss"]
     done = [r for r in runs if r.info.status == "FINISHED" and result_key in r.data.metrics]
+    older = [r for r in done if not adaptation and metrics["C"] not in r.data.metrics]
+    if older:
+        raise TinyGPTError(
+            f"{len(older)} of the {len(done)} runs of {where} predate source.flops={flop} (they "
+            "recorded only Kaplan's count): analyse them with source.flops=kaplan"
+        )
     if len(done) < len(runs):
         log.warning(
             "%d of %d runs have no results (not FINISHED): left out",
@@ -137,13 +154,17 @@ def from_mlflow(
         from tinygpt.scaling.table.curves import from_mlflow_runs
 
         curves = from_mlflow_runs(store, done, metrics["N"])
+        curves.attrs.update(parameters=count, flops=flop)
         curves.attrs.update(sweep_run_id=parent_id, source=where, source_name=name)
         return curves
     if not adaptation:
         table.attrs["curves"] = _curves(
-            store, [r for r in done if r.data.tags.get("kind") != "branch"], metrics["N"]
+            store,
+            [r for r in done if r.data.tags.get("kind") != "branch"],
+            metrics["N"],
+            FLOP_PER_TOKEN_METRICS[flop],
         )
-        table.attrs["parameters"] = count
+        table.attrs.update(parameters=count, flops=flop)
     splits = [
         r.data.metrics["train_split_tokens"] for r in done if "train_split_tokens" in r.data.metrics
     ]
@@ -173,7 +194,7 @@ def kind_of(table: pd.DataFrame) -> str:
     return "lr_transfer" if lrs >= 3 else "scaling"
 
 
-def _curves(store: Store, runs: list, n_metric: str) -> list[dict]:
+def _curves(store: Store, runs: list, n_metric: str, fpt_metric: str) -> list[dict]:
     """Every evaluation of every run as records (run_id, N, D, C, loss): the training curves
     that Chinchilla's approach 1 takes the envelope of (records, not a DataFrame: pandas compares
     ``attrs`` when it combines frames)."""
@@ -193,7 +214,7 @@ def _curves(store: Store, runs: list, n_metric: str) -> list[dict]:
                     "run_id": r.info.run_id,
                     "N": m[n_metric],
                     "D": tokens,
-                    "C": m["flops_per_token"] * tokens,
+                    "C": m[fpt_metric] * tokens,
                     "loss": h.value,
                 }
             )
@@ -237,13 +258,24 @@ def from_csv(
     path: str,
     columns: dict[str, str | None] | None = None,
     drop_highest: int = 0,
+    parameters: str = UNSTATED,
+    flops: str = UNSTATED,
 ) -> pd.DataFrame:
     """Any CSV: ``columns`` maps N, D, C, loss, seed, group to its column names.
 
     Two of N, D, C are enough: the third follows from C = 6ND (an IsoFLOP table of C, D and
     loss gives N = C / 6D); ``drop_highest`` drops the k
-    highest-loss rows (the Chinchilla replication drops 5).
+    highest-loss rows (the Chinchilla replication drops 5). ``parameters`` and ``flops`` say
+    what the table's N and C count (tinygpt/accounting.py), for the laws to say it.
     """
+    for setting, given, known in (
+        ("parameters", parameters, PARAMETER_WORDS),
+        ("flops", flops, FLOP_WORDS),
+    ):
+        if value(given) not in (*known, UNSTATED):
+            raise TinyGPTError(
+                f"source.{setting}={value(given)!r}: choose one of {', '.join(known)} or {UNSTATED}"
+            )
     p = Path(path).expanduser()
     if not p.is_file():
         raise TinyGPTError(f"source.path={path}: no such CSV file")
@@ -278,4 +310,7 @@ def from_csv(
     out["run_id"] = [f"row{i}" for i in out.index]
     out = out.reset_index(drop=True)
     out.attrs["source"] = str(p)
+    out.attrs["parameters"] = value(parameters)
+    # A C derived as 6ND is labelled so unless the user says which count to price it in.
+    out.attrs["flops"] = "6ND" if not has["C"] and value(flops) == UNSTATED else value(flops)
     return out

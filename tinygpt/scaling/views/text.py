@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinygpt.accounting import FLOP_WORDS, PARAMETER_WORDS
 from tinygpt.scaling.interval import as_text, resolved
 from tinygpt.scaling.laws.holdout import Holdout
 from tinygpt.scaling.laws.law import Law, compute_optimal_at
@@ -125,10 +126,28 @@ def holdout_report(check: Holdout) -> str:
     return "\n".join(lines)
 
 
+def conventions_line(conventions: dict[str, str]) -> str:
+    """What N and C count, in words (tinygpt/accounting.py)."""
+    n, c = conventions["parameters"], conventions["flops"]
+    n_words = PARAMETER_WORDS.get(n, f"{n} (the table does not say: source.parameters)")
+    c_words = FLOP_WORDS.get(c, "6ND from the table's N and D" if c == "6ND" else
+                             f"{c} (the table does not say: source.flops)")  # fmt: skip
+    return f"  N counts {n_words}; C counts {c_words}"
+
+
+def law_units(variables: list[str], conventions: dict[str, str]) -> str:
+    """The conventions a law's variables are in, for its line: ``[N total, C exact]``."""
+    tags = {"N": f"N {conventions['parameters']}", "C": f"C {conventions['flops']}"}
+    named = [tags[v] for v in variables if v in tags]
+    if "D" in variables and "C" not in variables and "N" in variables:
+        named.append(f"C {conventions['flops']} in the allocation")
+    return f"[{', '.join(named)}]" if named else ""
+
+
 def analysis_lines(analysis: Analysis) -> list[str]:
     """A scaling study's report after its first line: the bootstrap's unit, every law with its
     CIs and warnings, the allocation, what was skipped and why, IsoFLOP, exponents, holdout."""
-    out: list[str] = []
+    out: list[str] = [conventions_line(analysis.conventions)]
     out.append(f"  bootstrap resamples: {analysis.resampled}")
     for name, law in analysis.laws.items():
         boot = law.to_dict().get("bootstrap", {})
@@ -139,8 +158,8 @@ def analysis_lines(analysis: Analysis) -> list[str]:
             for p, ci in boot.get("ci95", {}).items()
         )
         out.append(
-            f"  {name}: {law.formula()}   R²(log) = {law.r2:.4f}"
-            + (f"\n    95% CI: {bands}" if bands else "")
+            f"  {name}: {law.formula()}   R²(log) = {law.r2:.4f}  "
+            f"{law_units(law.variables, analysis.conventions)}" + (f"\n    95% CI: {bands}" if bands else "")
         )
         for w in law.warnings:
             out.append(f"    warning: {w}")
