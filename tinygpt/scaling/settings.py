@@ -28,11 +28,11 @@ class MlflowSourceConfig:
     # An MLflow filter string over the experiment's runs, instead of a sweep.
     filter: str | None = None
     # What N counts: total (Chinchilla's: every parameter, the tied embedding once) or
-    # non_embedding (Kaplan's). What C counts: exact (every matmul, the readout included, and
-    # causal attention), kaplan (6·N_non-embedding + attention) or chinchilla (6·N_total).
-    # Every run records all of them (tinygpt/accounting.py); the defaults are the papers'
-    # recommendation (docs/guide/laws.md, "What N and C count").
+    # non_embedding (Kaplan's). Every run records both (tinygpt/accounting.py); the defaults
+    # are the reconciliation papers' recommendation (docs/guides/laws.md, "What N and C count").
     parameters: ParameterCount = ParameterCount.total
+    # What C counts: exact (every matmul, the readout included, and causal attention), kaplan
+    # (6·N_non-embedding + attention) or chinchilla (6·N_total); every run records all three.
     flops: FlopCount = FlopCount.exact
     # auto: the kind of study from what varies (schedules -> loss curves, >= 3 LRs -> LR
     # transfer, else scaling); curves: every run as a loss curve (one size, one schedule too).
@@ -51,10 +51,9 @@ class CsvSourceConfig:
     columns: dict[str, Any] = field(default_factory=lambda: dict(CSV_COLUMNS))
     # Drop the k highest-loss rows (the Chinchilla replication drops 5).
     drop_highest: int = 0
-    # What the CSV's N and C count, printed on every law: total | non_embedding, and
-    # exact | kaplan | chinchilla; unstated where the table does not say (a C derived as 6ND
-    # is labelled so).
+    # What the CSV's N counts, printed on every law: total, non_embedding or unstated.
     parameters: str = "unstated"
+    # What its C counts: exact, kaplan, chinchilla or unstated (a C derived as 6ND says so).
     flops: str = "unstated"
 
 

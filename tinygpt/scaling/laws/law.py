@@ -10,6 +10,7 @@ import pandas as pd
 
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.fit.batched import Problem, bootstrap, fit, fit_l1
+from tinygpt.scaling.interval import resolved
 from tinygpt.scaling.settings import FitSettings
 from tinygpt.scaling.table.columns import SCALING_COLUMNS
 
@@ -92,6 +93,15 @@ class Law:
         spread = np.ptp(nat, axis=0) <= 1e-4 * np.abs(nat).max(axis=0)
         return [name for name, flat in zip(self.param_names(), spread, strict=True) if flat]
 
+    def exponent_ci(self) -> tuple[float, float] | None:
+        """The bootstrap 95 % interval of the allocation exponent a = β/(α+β) of L(N, D)."""
+        if self.boot is None or len(self.variables) != 2:
+            return None
+        nat, names = self.natural(self.boot), self.param_names()
+        alpha, beta = nat[:, names.index("alpha")], nat[:, names.index("beta")]
+        lo, hi = np.percentile(beta / (alpha + beta), [2.5, 97.5])
+        return float(lo), float(hi)
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "formula": self.formula(),
@@ -127,6 +137,8 @@ class Law:
             )
         if len(self.variables) == 2 and self.with_e:
             d["compute_optimal"] = compute_optimal(self.params)
+            ci = self.exponent_ci()
+            d["compute_optimal"]["n_exponent_ci95"] = list(ci) if ci and resolved(*ci) else None
         return d
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from tinygpt.accounting import FLOP_WORDS, PARAMETER_WORDS
 from tinygpt.scaling.interval import as_text, resolved
 from tinygpt.scaling.laws.holdout import Holdout
@@ -31,7 +29,7 @@ def allocation(law: Law, analysis: Analysis) -> str:
     opt = law.to_dict()["compute_optimal"]
     lines = []
     ci = {}
-    a_ci = exponent_ci(law)
+    a_ci = law.exponent_ci()
     if a_ci is not None:
         ci = {"a": a_ci, "b": (1 - a_ci[1], 1 - a_ci[0])}
     band = {k: f" [{lo:.3f}, {hi:.3f}]" for k, (lo, hi) in ci.items()}
@@ -50,16 +48,6 @@ def allocation(law: Law, analysis: Analysis) -> str:
 
 def _ci(lo: float, hi: float, fmt: str = ".3f") -> str:
     return as_text(lo, hi, fmt)
-
-
-def exponent_ci(law: Law) -> tuple[float, float] | None:
-    """The bootstrap 95 % interval of a = β/(α+β) implied by L(N, D)."""
-    if law.boot is None:
-        return None
-    nat, names = law.natural(law.boot), law.param_names()
-    alpha, beta = nat[:, names.index("alpha")], nat[:, names.index("beta")]
-    lo, hi = np.percentile(beta / (alpha + beta), [2.5, 97.5])
-    return float(lo), float(hi)
 
 
 def isoflop_report(analysis: Analysis) -> str:
@@ -98,7 +86,7 @@ def exponents_report(analysis: Analysis) -> str | None:
     law = analysis.laws.get("L(N, D)")
     if law is not None:
         a = law.to_dict()["compute_optimal"]["n_exponent"]
-        ci = exponent_ci(law) or (float("nan"),) * 2
+        ci = law.exponent_ci() or (float("nan"),) * 2
         rows.append(("3. L(N, D) fit", a, ci, 1 - a, (1 - ci[1], 1 - ci[0])))
     if not rows:
         return None
@@ -159,7 +147,8 @@ def analysis_lines(analysis: Analysis) -> list[str]:
         )
         out.append(
             f"  {name}: {law.formula()}   R²(log) = {law.r2:.4f}  "
-            f"{law_units(law.variables, analysis.conventions)}" + (f"\n    95% CI: {bands}" if bands else "")
+            f"{law_units(law.variables, analysis.conventions)}"
+            + (f"\n    95% CI: {bands}" if bands else "")
         )
         for w in law.warnings:
             out.append(f"    warning: {w}")
