@@ -76,6 +76,17 @@ def test_analyze_app_fits_the_sweep_and_logs_a_linked_run(sweep_store, cache_dir
     # its 8 jobs, each linked with its final loss, and links the analysis.
     note = analysis.data.tags["mlflow.note.content"]
     assert "```text\n8 runs from" in note and "L(N): L(N) = " in note
+    # The study card, in the run's directory and its description: the checklist's answers.
+    card = (out / "card.md").read_text()
+    assert "N counts total parameters" in card and "C counts exact training FLOPs" in card
+    assert "- 8 runs; sizes N = " in card and "## How the learning rate was set" in card
+    assert "`data.tokenizer" in card and "resampling job" in card
+    assert "# Study card" in note
+    # Every law line and fit.json say what N and C count; points.csv carries it per row.
+    assert "L(N): " in proc.stdout and "[N total]" in proc.stdout
+    assert fit["conventions"] == {"parameters": "total", "flops": "exact"}
+    points = pd.read_csv(out / "points.csv")
+    assert set(points["N_counts"]) == {"total"} and set(points["C_counts"]) == {"exact"}
     sweep_note = client.get_run(parent.info.run_id).data.tags["mlflow.note.content"]
     children = client.search_runs(
         [exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"

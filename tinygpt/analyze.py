@@ -11,6 +11,7 @@ MLflow run nested under the sweep it read.
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -25,6 +26,7 @@ from tinygpt.app import config_dir
 from tinygpt.config import register_configs
 from tinygpt.errors import TinyGPTError, instantiate, one_line_errors
 from tinygpt.scaling.laws.law import FitSettings
+from tinygpt.scaling.views.card import card
 from tinygpt.scaling.views.forms import forms_report
 from tinygpt.scaling.views.mlflow import log_curves, log_scaling
 from tinygpt.scaling.views.text import Report, analysis_lines
@@ -96,8 +98,13 @@ def scaling_view(table: pd.DataFrame, cfg: DictConfig, out: Path) -> None:
         say(forms_report(analysis.table, cfg, out))
         if (out / "forms.png").exists():
             paths.append(out / "forms.png")
+    fitted = json.loads((out / "fit.json").read_text()).get("forms")
+    study_card = card(analysis, FitSettings(**settings), fitted)
+    (out / "card.md").write_text(study_card)
+    paths.append(out / "card.md")
     if cfg.log_to_mlflow and "sweep_run_id" in table.attrs:
-        log_scaling(cfg, analysis, paths, say.text)
+        # The run's description: the report, then the card.
+        log_scaling(cfg, analysis, paths, f"{say.text}\n\n{study_card}")
     print(f"plots, points.csv and fit.json in {out}")
 
 

@@ -149,7 +149,14 @@ def from_mlflow(
                 **{f"param:{k}": v for k, v in r.data.params.items()},
             }
         )
-    table = _keep_varying_settings(pd.DataFrame(rows))
+    frame = pd.DataFrame(rows)
+    table = _keep_varying_settings(frame)
+    # The settings every run shared (data, optimizer, schedule): the study card reports them.
+    fixed = {
+        c.removeprefix("param:"): frame[c].iloc[0]
+        for c in frame.columns
+        if c.startswith(("param:data.", "param:optimizer.")) and frame[c].nunique(dropna=False) == 1
+    }
     if not adaptation and (view == "curves" or (view == "auto" and kind_of(table) == "curves")):
         from tinygpt.scaling.table.curves import from_mlflow_runs
 
@@ -164,7 +171,7 @@ def from_mlflow(
             metrics["N"],
             FLOP_PER_TOKEN_METRICS[flop],
         )
-        table.attrs.update(parameters=count, flops=flop)
+        table.attrs.update(parameters=count, flops=flop, fixed=fixed)
     splits = [
         r.data.metrics["train_split_tokens"] for r in done if "train_split_tokens" in r.data.metrics
     ]
