@@ -72,7 +72,9 @@ def card(analysis: Analysis, settings: FitSettings, forms: dict | None = None) -
         )
     lines += ["", "## Points left out, and what was not fitted"]
     holdout = analysis.holdout
-    left = [f"- held out of the check's fit, then predicted: {holdout.description}"] * bool(holdout)
+    left = []
+    if holdout is not None:  # fit.holdout=none
+        left.append(f"- held out of the check's fit, then predicted: {holdout.description}")
     left += [f"- {name}: {why}" for name, why in analysis.skipped.items()]
     lines += left or ["- none"]
     return "\n".join(lines) + "\n"
