@@ -77,9 +77,12 @@ def test_no_zero_width_interval_in_the_report_or_fit_json(tmp_path, cache_dir, s
     fitted = json.loads((tmp_path / "out" / "fit.json").read_text())
     assert not degenerate(fitted)
     if request.node.callspec.id in ("single_seed_grid", "isoflop_table_without_N"):
-        # One run per (N, C): the envelope's resampling cannot move it, and it says so.
-        assert f"({NO_INTERVAL}" in proc.stdout
-        assert fitted["envelope"]["N_opt"]["ci95"] is None
+        # One run per (N, C): nothing to resample, so the envelope's and the valleys' draws
+        # add noise from the profiles' own scatter; both intervals hold the law's a = 0.452.
+        assert "1. envelope, σ-drawn ends" in proc.stdout
+        assert fitted["isoflop"]["noise"]["from"] == "neighbours"
+        for lo, hi in (fitted["envelope"]["N_opt"]["ci95"], fitted["isoflop"]["N_opt"]["ci95"]):
+            assert lo < 0.28 / 0.62 < hi
 
 
 def test_an_interval_is_written_only_where_it_has_a_width():

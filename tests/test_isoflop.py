@@ -49,10 +49,27 @@ def test_a_known_law_gives_back_its_exponent_and_optima():
     assert lo <= A_TRUE <= hi, (A_TRUE, view.N_opt.ci95)
     lo, hi = view.D_opt.ci95
     assert lo <= 1 - A_TRUE <= hi
-    for v in view.valleys:
-        assert v.usable and v.N_opt == pytest.approx(n_opt(v.C), rel=0.10)
-        assert v.N_ci[0] < v.N_opt < v.N_ci[1]
+    assert view.noise.source == "seeds" and view.noise.sigma == pytest.approx(0.003, rel=0.4)
     assert view.to_dict()["N_opt"].keys() == {"coefficient", "exponent", "ci95"}
+    # Over studies, the bottoms' and the exponent's 95 % intervals hold the truth about as
+    # often as they say (0.93 and 0.93 over 30 studies, benchmarks/RESULTS.md).
+    valleys, exponents = [], []
+    for seed in range(10):
+        view = isoflop(profiles(seed=seed), n_boot=200, seed=seed)
+        valleys += [v.N_ci[0] <= n_opt(v.C) <= v.N_ci[1] for v in view.valleys if v.usable]
+        exponents.append(view.N_opt.ci95[0] <= A_TRUE <= view.N_opt.ci95[1])
+    assert np.mean(valleys) >= 0.8 and np.mean(exponents) >= 0.8, (valleys, exponents)
+
+
+def test_one_run_per_point_draws_its_noise_from_the_profiles():
+    """No seeds: σ is read off the profiles' scatter about a smooth curve, and the interval is
+    a real one (the old run resampling gave lopsided ones, and the envelope none)."""
+    single = profiles(noise=0.004).query("seed == 1")
+    view = isoflop(single, n_boot=300)
+    assert view.noise.source == "neighbours"
+    assert view.noise.sigma == pytest.approx(0.004, rel=0.5)
+    lo, hi = view.N_opt.ci95
+    assert lo < view.N_opt.exponent < hi and hi - lo < 0.5
 
 
 def test_budgets_group_within_one_percent():
@@ -81,7 +98,8 @@ def test_a_minimum_outside_the_sampled_sizes_is_not_extrapolated():
     t = pd.concat([t, profiles(budgets=(3e13,), spread=40).query("N < @n_opt(3e13) / 8")])
     view = isoflop(t, n_boot=50)
     last = view.valleys[-1]
-    assert last.note and ("outside the sampled range" in last.note or "downward" in last.note)
+    assert last.note and "lowest loss is at its largest N" in last.note
+    assert "add larger" in last.note
     assert not last.usable
 
 

@@ -14,7 +14,8 @@ import pandas as pd
 from tinygpt.accounting import UNSTATED
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.allocation.envelope import Envelope, cooled_envelope, envelope
-from tinygpt.scaling.allocation.isoflop import IsoflopView, isoflop
+from tinygpt.scaling.allocation.isoflop import IsoflopView, compute_groups, isoflop
+from tinygpt.scaling.fit.noise import of_runs
 from tinygpt.scaling.laws.holdout import Holdout, check, held_out
 from tinygpt.scaling.laws.law import FitSettings, Law, fit_law, jobs, protocol_warnings
 from tinygpt.scaling.table.columns import SCALING_COLUMNS
@@ -174,7 +175,12 @@ def _envelope(table: pd.DataFrame, settings: FitSettings) -> Envelope | str:
     if not (np.isfinite(sizes) & (sizes > 0)).all():
         return "the table has no model size N for every run (map source.columns.N, or give C and D)"
     if (table.groupby("N")["D"].nunique() >= 2).sum() >= 3:
-        return cooled_envelope(table, **boot)
+        # One seed per size: the interval's draws add noise from the study's noise model, read
+        # along N within each compute budget (an IsoFLOP grid), else within each token budget.
+        noise = of_runs(table["N"], compute_groups(table), table["loss"]) or of_runs(
+            table["N"], table["D"], table["loss"]
+        )
+        return cooled_envelope(table, **boot, sigma=noise.sigma if noise else 0.0)
     points = table[["run_id", "N", "D", "C", "loss"]]
     evaluations = pd.DataFrame(table.attrs.get("curves", []), columns=points.columns)
     # An empty frame is all object columns: concatenated, it would make N, D, C objects too.

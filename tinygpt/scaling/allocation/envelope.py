@@ -157,33 +157,37 @@ def envelope(
 
 
 def cooled_envelope(
-    ends: pd.DataFrame, points: int = 30, n_boot: int = 1000, seed: int = 0
+    ends: pd.DataFrame, points: int = 30, n_boot: int = 1000, seed: int = 0, sigma: float = 0.0
 ) -> Envelope | str:
     """``ends``: N, D, C, loss (and seed, where there is one) of runs that each ended their own
     schedule. A size's curve is its runs of one seed joined in (ln C, ln L); a size's loss at C
-    is the mean over its seeds of ln L there, on ``points`` log-spaced computes."""
+    is the mean over its seeds of ln L there, on ``points`` log-spaced computes. The interval
+    resamples each size's seeds; where every size ran one seed there is nothing to resample,
+    and each draw instead adds noise of std ``sigma`` (a run's log loss, from the study's noise
+    model, tinygpt.scaling.fit.noise) to every run before joining."""
     if ends.empty or ends["N"].nunique() < 3:
         return "needs runs of at least 3 model sizes"
     by_seed = "seed" in ends and ends["seed"].notna().all()
     grid = np.geomspace(ends["C"].min(), ends["C"].max(), points)
     lg = np.log(grid)
     sizes = np.sort(ends["N"].unique())
-    # Per size, its seeds' curves as rows of ln L on the grid (nan outside each curve's span).
-    curves: list[np.ndarray] = []
+    # Per size, its seeds' runs as (ln C ascending, ln L).
+    runs: list[list[tuple[np.ndarray, np.ndarray]]] = []
     for n in sizes:
-        rows = []
-        size = ends[ends["N"] == n]
+        size, rows = ends[ends["N"] == n], []
         for _, g in size.groupby("seed") if by_seed else [(None, size)]:
             g = g.groupby("C", as_index=False)["loss"].mean().sort_values("C")
-            if len(g) < 2:
-                continue
-            lc = np.log(g["C"].to_numpy(float))
-            inside = (lg >= lc[0] - 1e-12) & (lg <= lc[-1] + 1e-12)
-            ln_loss = np.interp(lg, lc, np.log(g["loss"].to_numpy(float)))
-            rows.append(np.where(inside, ln_loss, np.nan))
-        curves.append(np.array(rows).reshape(-1, points))
-    if sum(len(r) > 0 for r in curves) < 3:
+            if len(g) >= 2:
+                rows.append((np.log(g["C"].to_numpy(float)), np.log(g["loss"].to_numpy(float))))
+        runs.append(rows)
+    if sum(len(r) > 0 for r in runs) < 3:
         return "needs at least 3 model sizes run at 2 or more budgets"
+
+    def on_grid(lc: np.ndarray, y: np.ndarray) -> np.ndarray:
+        inside = (lg >= lc[0] - 1e-12) & (lg <= lc[-1] + 1e-12)
+        return np.where(inside, np.interp(lg, lc, y), np.nan)
+
+    curves = [np.array([on_grid(*r) for r in rows]).reshape(-1, points) for rows in runs]
     # C = flops_per_token(N) * D, so D at any C on a size's curve is C over its FLOPs per token.
     per_token = (ends["C"] / ends["D"]).groupby(ends["N"]).median()
     d = grid[None, :] / per_token.loc[sizes].to_numpy()[:, None]
@@ -195,11 +199,25 @@ def cooled_envelope(
             mean = np.array([np.nanmean(r, 0) if len(r) else np.full(points, np.nan) for r in pick])
         return np.where(np.isfinite(mean), np.exp(mean), np.inf), c, d
 
+    def reseeded(rng: np.random.Generator) -> Table:
+        return table([r[rng.integers(0, len(r), len(r))] for r in curves])
+
+    def renoised(rng: np.random.Generator) -> Table:
+        return table(
+            [
+                np.array(
+                    [on_grid(lc, y + sigma * rng.standard_normal(len(y))) for lc, y in rows]
+                ).reshape(-1, points)
+                for rows in runs
+            ]
+        )
+
+    single = max(len(r) for r in runs) <= 1
     return _frontier(
         sizes,
         table(curves),
-        lambda rng: table([r[rng.integers(0, len(r), len(r))] for r in curves]),
+        renoised if single and sigma > 0 else reseeded,
         n_boot,
         seed,
-        "cooled ends",
+        "σ-drawn ends" if single and sigma > 0 else "cooled ends",
     )

@@ -192,8 +192,8 @@ def isoflop_profiles(analysis: Analysis, out: Path) -> Path | None:
         rows = view.table[view.table["budget"] == v.C]
         left.scatter(rows["N"], rows["loss"], color=color, s=16, alpha=0.7, label=f"C = {v.C:.2g}")
         if np.isfinite(v.N_opt):
-            x = np.linspace(np.log(rows["N"].min()) - 0.2, np.log(rows["N"].max()) + 0.2, 100)
-            left.plot(np.exp(x), np.polyval(v.quadratic, x), color=color, lw=1.2)
+            x, y = v.curve
+            left.plot(np.exp(x), np.exp(y), color=color, lw=1.2)
             left.errorbar(
                 [v.N_opt],
                 [v.loss_min],
@@ -209,7 +209,7 @@ def isoflop_profiles(analysis: Analysis, out: Path) -> Path | None:
         yscale="log",
         xlabel=label(analysis.table, "N"),
         ylabel="final validation loss",
-        title="IsoFLOP profiles: a parabola in log N per budget",
+        title="IsoFLOP profiles: an Akima spline in log N per budget",
     )
     readable_log_axis(left.xaxis, *left.get_xlim(), "N")
     readable_log_axis(left.yaxis, *left.get_ylim())

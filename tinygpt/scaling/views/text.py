@@ -76,7 +76,7 @@ def exponents_report(analysis: Analysis) -> str | None:
     if view is not None and view.N_opt is not None:
         rows.append(
             (
-                "2. IsoFLOP parabolas",
+                "2. IsoFLOP valleys",
                 view.N_opt.exponent,
                 view.N_opt.ci95,
                 view.D_opt.exponent,

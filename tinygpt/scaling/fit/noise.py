@@ -1,0 +1,86 @@
+"""How much one run's loss scatters: the noise model a parametric bootstrap draws from.
+
+A grid with one run per point cannot be resampled into an interval (each resample holds the same
+few losses); what varies between reruns is the seed. Porian et al. (2024, analysis.py) therefore
+draw each bootstrap profile as the measured losses plus noise from a seed-noise model. Here the
+model is one number, σ: the std of a run's log loss about what its configuration would give on
+average. Where runs carry seeds it is their pooled scatter; where they do not it is read off the
+profiles themselves by a difference estimator (Gasser, Sargent & Engel 1986, with a cubic through
+four neighbours in place of their chord through two), so the profile's smooth shape cancels. On a
+single-seed grid that σ holds more than seed noise: whatever makes one size sit off the smooth
+valley (its shape, its tuning) counts too, and a rerun with new seeds would not remove it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Noise:
+    """σ of one run's log loss, and where it was read."""
+
+    sigma: float
+    source: str  # "seeds" (pooled scatter between seeds) or "neighbours" (difference estimator)
+
+    def describe(self) -> str:
+        return f"σ = {self.sigma:.3%} of the loss per run, from the {self.source}"
+
+
+def between_seeds(x: np.ndarray, c: np.ndarray, log_loss: np.ndarray) -> float | None:
+    """Pooled within-(x, c) std of log loss; None where no point has two runs."""
+    keys = np.unique(np.c_[x, c], axis=0, return_inverse=True)[1].ravel()
+    ss = dof = 0.0
+    for k in np.unique(keys):
+        y = log_loss[keys == k]
+        if len(y) > 1:
+            ss += float(((y - y.mean()) ** 2).sum())
+            dof += len(y) - 1
+    return float(np.sqrt(ss / dof)) if dof else None
+
+
+def _lagrange(xs: np.ndarray, x: float) -> np.ndarray:
+    """Weights w with Σ w_j·f(xs_j) = p(x), p the polynomial through the points ``xs``."""
+    w = np.ones(len(xs))
+    for j in range(len(xs)):
+        others = np.delete(xs, j)
+        w[j] = np.prod((x - others) / (xs[j] - others))
+    return w
+
+
+def between_neighbours(
+    profiles: Iterable[tuple[np.ndarray, np.ndarray]], reach: int = 2
+) -> float | None:
+    """σ from each point's distance to the cubic through its two neighbours on either side
+    (``reach``; one, a chord, where a profile is shorter), pooled over ``profiles`` of
+    (x ascending, y): ε̃ = Σ w_j·y_j − y with E[ε̃²] = (1 + Σ w_j²)·σ² for independent noise
+    on a profile smooth to that order. A valley's curvature biases the chord's estimate upward
+    (several-fold on a coarse profile); the cubic's cancels it to third order."""
+    terms: list[float] = []
+    for x, y in profiles:
+        k = reach if len(x) >= 2 * reach + 1 else 1
+        for i in range(k, len(x) - k):
+            idx = np.r_[i - k : i, i + 1 : i + k + 1]
+            w = _lagrange(x[idx], x[i])
+            terms.append(float(w @ y[idx] - y[i]) ** 2 / (1 + float(w @ w)))
+    return float(np.sqrt(np.mean(terms))) if terms else None
+
+
+def of_runs(x: np.ndarray, group: np.ndarray, loss: np.ndarray) -> Noise | None:
+    """The study's noise model: the seeds' scatter where some (x, group) ran twice, else the
+    scatter of each group's profile along ln x (mean log loss per x) about a smooth curve."""
+    x, group = np.asarray(x, dtype=float), np.asarray(group, dtype=float)
+    y = np.log(np.asarray(loss, dtype=float))
+    seeds = between_seeds(x, group, y)
+    if seeds is not None:
+        return Noise(seeds, "seeds")
+    profiles = []
+    for g in np.unique(group):
+        mine = group == g
+        xs, inverse = np.unique(x[mine], return_inverse=True)
+        profiles.append((np.log(xs), np.bincount(inverse, y[mine]) / np.bincount(inverse)))
+    found = between_neighbours(profiles)
+    return Noise(found, "neighbours") if found is not None else None
