@@ -27,6 +27,7 @@ RANKS = {
     "lr_law": 3,
     "adaptation": 3,
     "study": 4,
+    "coverage": 4,  # synthetic studies through laws and allocation, for benchmarks and tests
     "views": 5,
 }
 

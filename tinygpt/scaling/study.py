@@ -102,6 +102,13 @@ def resampling(table: pd.DataFrame, unit: str) -> str:
     """What the bootstrap draws on this table, in words for the report and fit.json."""
     if unit == "run":
         return "run (fit.bootstrap_unit=run)"
+    if unit == "noise":
+        return (
+            "noise (parametric: new losses drawn from the fitted law and the seeds' noise, "
+            "a job's runs sharing part of it)"
+            if jobs(table, unit) is not None
+            else "noise (parametric: new losses drawn from the fitted law and its residuals)"
+        )
     if jobs(table, unit) is None:
         return "run (jobs cannot be told apart: one seed, or no seed column)"
     return "job (a seed's runs of one configuration together)"

@@ -66,14 +66,18 @@ class Problem:
         return m + np.log(sum(np.exp(t - m) for t in terms))
 
     def value_and_grad(
-        self, theta: np.ndarray, weights: np.ndarray | None = None
+        self,
+        theta: np.ndarray,
+        weights: np.ndarray | None = None,
+        targets: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Objective (B,) and gradient (B, p); ``weights`` (B, n) count points (bootstrap)."""
+        """Objective (B,) and gradient (B, p); ``weights`` (B, n) count points (bootstrap),
+        ``targets`` (B, n) replace ``log_y`` per row (a parametric bootstrap's draws)."""
         terms = self._terms(theta)
         m = np.maximum.reduce(terms)
         exps = [np.exp(t - m) for t in terms]
         s = sum(exps)
-        r = self.log_y[None] - (m + np.log(s))
+        r = (self.log_y[None] if targets is None else targets) - (m + np.log(s))
         rho, psi = (np.abs(r), np.sign(r)) if self.loss == "l1" else huber(r, self.delta)
         if weights is not None:
             rho, psi = rho * weights, psi * weights
@@ -96,14 +100,16 @@ def batched_bfgs(
     max_iter: int = 2000,
     ftol: float = 1e-13,
     gtol: float = 1e-12,
+    targets: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Minimise every row of ``theta0`` independently; returns (theta, objective, iterations)."""
+    """Minimise every row of ``theta0`` independently; returns (theta, objective, iterations).
+    ``weights`` and ``targets`` (B, n), where given, go with their rows to the problem."""
     x = np.array(theta0, dtype=np.float64)
     B, p = x.shape
-    f, g = problem.value_and_grad(x, weights)
+    f, g = problem.value_and_grad(x, weights, targets)
     H = np.broadcast_to(np.eye(p), (B, p, p)).copy()
     with np.errstate(over="ignore", invalid="ignore"):
-        return _bfgs_loop(problem, x, f, g, H, weights, max_iter, ftol, gtol)
+        return _bfgs_loop(problem, x, f, g, H, weights, targets, max_iter, ftol, gtol)
 
 
 def _bfgs_loop(
@@ -113,6 +119,7 @@ def _bfgs_loop(
     g: np.ndarray,
     H: np.ndarray,
     weights: np.ndarray | None,
+    targets: np.ndarray | None,
     max_iter: int,
     ftol: float,
     gtol: float,
@@ -127,6 +134,7 @@ def _bfgs_loop(
             break
         xi, fi, gi, Hi = x[idx], f[idx], g[idx], H[idx]
         wi = None if weights is None else weights[idx]
+        ti = None if targets is None else targets[idx]
         d = -np.einsum("bij,bj->bi", Hi, gi)
         slope = (d * gi).sum(1)
         bad = slope >= 0  # lost descent: restart from steepest descent
@@ -142,7 +150,9 @@ def _bfgs_loop(
             if j.size == 0:
                 break
             cand = xi[j] + step[j, None] * d[j]
-            fc, gc = problem.value_and_grad(cand, None if wi is None else wi[j])
+            fc, gc = problem.value_and_grad(
+                cand, None if wi is None else wi[j], None if ti is None else ti[j]
+            )
             ok = fc <= fi[j] + 1e-4 * step[j] * slope[j]
             acc = j[ok]
             x_new[acc], f_new[acc], g_new[acc] = cand[ok], fc[ok], gc[ok]
@@ -251,10 +261,15 @@ def bootstrap(
     n_boot: int,
     seed: int,
     groups: np.ndarray | None = None,
+    draws: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Refit on ``n_boot`` resamples of the points (as count weights; whole ``groups`` where
-    given), all in one batch."""
-    counts = resample_counts(n_boot, len(problem.log_y), seed, groups)
+    given), or on ``draws`` (n_boot, n) of new log losses (a parametric bootstrap), all in one
+    batch."""
     starts = np.broadcast_to(theta_hat, (n_boot, len(theta_hat)))
+    if draws is not None:
+        theta, f, _ = batched_bfgs(problem, starts, targets=draws)
+        return theta, f
+    counts = resample_counts(n_boot, len(problem.log_y), seed, groups)
     theta, f, _ = batched_bfgs(problem, starts, weights=counts)
     return theta, f

@@ -84,3 +84,55 @@ def of_runs(x: np.ndarray, group: np.ndarray, loss: np.ndarray) -> Noise | None:
         profiles.append((np.log(xs), np.bincount(inverse, y[mine]) / np.bincount(inverse)))
     found = between_neighbours(profiles)
     return Noise(found, "neighbours") if found is not None else None
+
+
+def job_share(point: np.ndarray, job: np.ndarray, log_loss: np.ndarray) -> float:
+    """The share of the seed variance one job's runs have in common (a WSD trunk's branches
+    carry its luck): from each run's deviation e from its point's mean over seeds (points with
+    two runs or more), Σ e_i·e_j over pairs of runs of one job at different points, over the
+    same pairs' Σ (e_i² + e_j²)/2. Both sums shrink alike by (1 − 1/seeds), so the ratio needs
+    no correction. 0 where no job has two such runs."""
+    point, job = np.asarray(point), np.asarray(job)
+    y = np.asarray(log_loss, dtype=float)
+    _, p_index = np.unique(point, return_inverse=True)
+    counts = np.bincount(p_index)
+    e = y - (np.bincount(p_index, y) / counts)[p_index]
+    keep = counts[p_index] > 1
+    cross = square = 0.0
+    for j in np.unique(job[keep]):
+        mine = e[keep & (job == j)]
+        if len(mine) > 1:
+            cross += float((mine.sum() ** 2 - (mine**2).sum()) / 2)
+            square += float((len(mine) - 1) * (mine**2).sum() / 2)
+    return float(np.clip(cross / square, 0.0, 1.0)) if square > 0 else 0.0
+
+
+def parametric_draws(
+    fitted: np.ndarray,
+    log_loss: np.ndarray,
+    point: np.ndarray,
+    job: np.ndarray | None,
+    n_params: int,
+    n_boot: int,
+    seed: int,
+) -> tuple[np.ndarray, Noise, float]:
+    """(n_boot, n) log losses drawn as the fitted law plus noise from the study's noise model:
+    σ from the seeds' scatter at repeated ``point``s (else the fit's residuals, with its
+    ``n_params`` counted off), of which the share ``job_share`` is one draw per ``job`` and the
+    rest one per run. Also returns the model and the share."""
+    y = np.asarray(log_loss, dtype=float)
+    keys = np.unique(np.asarray(point), return_inverse=True)[1].ravel()
+    sigma = between_seeds(keys.astype(float), np.zeros(len(keys)), y)
+    if sigma is not None:
+        model = Noise(sigma, "seeds")
+    else:
+        resid = y - fitted
+        model = Noise(float(np.sqrt((resid**2).sum() / max(len(y) - n_params, 1))), "residuals")
+    share = job_share(keys, job, y) if job is not None else 0.0
+    rng = np.random.default_rng(seed)
+    own = rng.standard_normal((n_boot, len(y)))
+    if job is not None and share > 0:
+        labels, index = np.unique(np.asarray(job), return_inverse=True)
+        shared = rng.standard_normal((n_boot, len(labels)))[:, index.ravel()]
+        own = np.sqrt(share) * shared + np.sqrt(1 - share) * own
+    return fitted[None, :] + model.sigma * own, model, share

@@ -34,6 +34,7 @@ from tinygpt.scaling.fit.batched import (
     huber,
     resample_counts,
 )
+from tinygpt.scaling.fit.noise import Noise, parametric_draws
 from tinygpt.scaling.interval import as_json
 from tinygpt.scaling.names import FORMS
 
@@ -218,11 +219,15 @@ class FormProblem:
         self.log_y = np.log(np.asarray(loss, dtype=np.float64))
 
     def value_and_grad(
-        self, theta: np.ndarray, weights: np.ndarray | None = None
+        self,
+        theta: np.ndarray,
+        weights: np.ndarray | None = None,
+        targets: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Objective (B,) and gradient (B, p); ``weights`` (B, m) count points (bootstrap)."""
+        """Objective (B,) and gradient (B, p); ``weights`` (B, m) count points (bootstrap),
+        ``targets`` (B, m) replace the log losses per row (a parametric bootstrap's draws)."""
         y, jac = log_pred_and_jacobian(self.form, theta, self.n, self.d, self.centre)
-        rho, psi = huber(self.log_y[None] - y, self.delta)
+        rho, psi = huber((self.log_y[None] if targets is None else targets) - y, self.delta)
         if weights is not None:
             rho, psi = rho * weights, psi * weights
         return rho.sum(1), -np.einsum("bm,bmp->bp", psi, jac)
@@ -243,6 +248,8 @@ class FormFit:
     seed_sigma: float = 0.0
     starts: int = 0
     warnings: list[str] = field(default_factory=list)
+    noise: Noise | None = None  # what a parametric bootstrap drew from (None: resampling)
+    noise_share: float = 0.0  # … the share of it one job's runs drew together
 
     @property
     def params(self) -> dict[str, float]:
@@ -324,10 +331,12 @@ def fit_form(
     delta: float = HUBER_DELTA,
     starts: np.ndarray | None = None,
     groups: np.ndarray | None = None,
+    parametric: bool = False,
 ) -> FormFit:
     """Fit form ``name`` to runs (N, D, loss), with ``bootstrap`` refits resampling runs (or
-    whole ``groups`` of them: a label per run), from ``starts`` (θ rows; default: the form's
-    own grid)."""
+    whole ``groups`` of them: a label per run) or, ``parametric``, refitting losses drawn from
+    the fit and the noise model (``groups`` sharing part of it), from ``starts`` (θ rows;
+    default: the form's own grid)."""
     if name not in FORM_SPECS:
         raise TinyGPTError(f"fit.forms: unknown form {name!r}: choose from {', '.join(FORMS)}")
     form = FORM_SPECS[name]
@@ -337,7 +346,7 @@ def fit_form(
             f"{len(loss)} runs cannot determine the {len(form.names)} parameters of {name}: "
             "add runs or drop the form from fit.forms"
         )
-    return _fit_form(form, N, D, loss, bootstrap, seed, delta, starts, groups)
+    return _fit_form(form, N, D, loss, bootstrap, seed, delta, starts, groups, parametric)
 
 
 def _fit_form(
@@ -350,6 +359,7 @@ def _fit_form(
     delta: float,
     starts: np.ndarray | None,
     groups: np.ndarray | None,
+    parametric: bool = False,
 ) -> FormFit:
     centre = float(np.log(N).mean())
     problem: Any = FormProblem(form, N, D, loss, centre, delta)
@@ -365,14 +375,18 @@ def _fit_form(
     fitted = FormFit(form, polished[0], float(f_best[0]), centre, len(loss), starts=len(starts))
     fitted.seed_sigma = seed_sigma(N, D, loss)
     if bootstrap > 0:
-        counts = resample_counts(bootstrap, len(loss), seed, groups)
-        with np.errstate(all="ignore"):
-            boot, fb, _ = batched_bfgs(
-                problem,
-                np.broadcast_to(fitted.theta, (bootstrap, len(fitted.theta))).copy(),
-                weights=counts,
-                max_iter=500,
+        starts = np.broadcast_to(fitted.theta, (bootstrap, len(fitted.theta))).copy()
+        counts = draws = None
+        if parametric:
+            y_hat = fitted.log_predict(N, D)[0]
+            points = np.array([f"{n!r}|{d!r}" for n, d in zip(N, D, strict=True)])
+            draws, fitted.noise, fitted.noise_share = parametric_draws(
+                y_hat, np.log(loss), points, groups, len(fitted.theta), bootstrap, seed
             )
+        else:
+            counts = resample_counts(bootstrap, len(loss), seed, groups)
+        with np.errstate(all="ignore"):
+            boot, fb, _ = batched_bfgs(problem, starts, counts, max_iter=500, targets=draws)
         fitted.boot = boot[np.isfinite(fb)]
     return fitted
 

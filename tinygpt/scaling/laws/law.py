@@ -10,6 +10,7 @@ import pandas as pd
 
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.fit.batched import Problem, bootstrap, fit, fit_l1
+from tinygpt.scaling.fit.noise import Noise, parametric_draws
 from tinygpt.scaling.interval import resolved
 from tinygpt.scaling.settings import FitSettings
 from tinygpt.scaling.table.columns import SCALING_COLUMNS
@@ -34,6 +35,8 @@ class Law:
     # The fit's effort, for a reader judging convergence: starts solved, BFGS iterations taken.
     starts: int = 0
     iterations: int = 0
+    noise: Noise | None = None  # what a parametric bootstrap drew from (None: resampling)
+    noise_share: float = 0.0  # … the share of it one job's runs drew together
 
     def param_names(self) -> list[str]:
         k = len(self.variables)
@@ -195,12 +198,15 @@ def fit_law(
         iterations=best.iterations,
     )
     if settings.bootstrap > 0:
+        groups, draws = jobs(df, settings.bootstrap_unit), None
+        if settings.bootstrap_unit == "noise":
+            points = data[variables].astype(str).agg("|".join, axis=1).to_numpy()
+            draws, law.noise, law.noise_share = parametric_draws(
+                problem.predict(best.theta[None])[0], problem.log_y, points, groups,
+                len(best.theta), settings.bootstrap, settings.bootstrap_seed,
+            )  # fmt: skip
         law.boot, _ = bootstrap(
-            problem,
-            best.theta,
-            settings.bootstrap,
-            settings.bootstrap_seed,
-            jobs(df, settings.bootstrap_unit),
+            problem, best.theta, settings.bootstrap, settings.bootstrap_seed, groups, draws
         )
     if settings.l1:
         law.l1_theta = fit_l1(problem, best.theta).theta

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tinygpt.errors import TinyGPTError
+from tinygpt.scaling.interval import MEASURED
 from tinygpt.scaling.laws.forms import FORMS, FormFit, fit_form
 from tinygpt.scaling.laws.law import jobs
 
@@ -152,6 +153,7 @@ def text(selected: str, reports: dict[str, FormReport], c_max: float) -> str:
             f"{h.get('max_abs_relative_error', float('nan')):7.2%} {h.get('inside_band', '-'):>8}"
             f"   {a}"
         )
+    lines.append(f"    ({MEASURED})")
     fit = reports[selected].fit
     lines.append(f"    selected: {selected}: L = {fit.form.formula}" if fit else "")
     if fit is not None:
