@@ -136,3 +136,14 @@ def test_the_names_the_configs_check_are_the_registry_of_form_classes():
 
     assert tuple(FORM_SPECS) == FORMS
     assert all(type(f) is not Form and isinstance(f, Form) for f in FORMS_LIST)
+
+
+def test_the_noise_unit_draws_from_the_noise_model_in_the_forms_view():
+    """fit.bootstrap_unit=noise reaches the forms' fits (the selection and its final fit), not
+    only L(N, D): each records the noise model it drew from, with the job-shared share."""
+    df = pd.read_csv(LOSSES)
+    _, reports = select_form(df, ["chinchilla"], None, bootstrap=20, unit="noise")
+    fit = reports["chinchilla"].fit
+    assert fit.noise is not None and fit.noise.source == "seeds" and 0 < fit.noise_share < 1
+    _, reports = select_form(df, ["chinchilla"], None, bootstrap=20, unit="job")
+    assert reports["chinchilla"].fit.noise is None

@@ -24,7 +24,7 @@ from tinygpt.scaling.allocation.envelope import cooled_envelope
 from tinygpt.scaling.allocation.isoflop import isoflop
 from tinygpt.scaling.fit.noise import between_seeds, job_share
 from tinygpt.scaling.laws.forms import FormFit, fit_form
-from tinygpt.scaling.laws.law import jobs
+from tinygpt.scaling.laws.law import resampling
 
 
 @dataclass
@@ -92,7 +92,7 @@ def measure(
         for unit in units:
             fit = fit_form(
                 truth.form.name, rows["N"], rows["D"], rows["loss"], bootstrap, seed + i,
-                groups=jobs(rows, unit), parametric=unit == "noise",
+                **resampling(rows, unit),
             )  # fmt: skip
             r = out[unit]
             r.studies += 1

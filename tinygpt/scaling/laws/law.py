@@ -157,6 +157,12 @@ def jobs(df: pd.DataFrame, unit: str = "run") -> np.ndarray | None:
     return df[keys].astype(str).agg("|".join, axis=1).to_numpy()
 
 
+def resampling(df: pd.DataFrame, unit: str = "run") -> dict[str, Any]:
+    """How a form's bootstrap draws under ``fit.bootstrap_unit``: ``fit_form``'s ``groups`` and
+    ``parametric`` arguments, so that every caller draws the same way."""
+    return {"groups": jobs(df, unit), "parametric": unit == "noise"}
+
+
 def fit_law(
     df: pd.DataFrame,
     variables: list[str],

@@ -18,7 +18,7 @@ import pandas as pd
 from tinygpt.errors import TinyGPTError
 from tinygpt.scaling.interval import MEASURED
 from tinygpt.scaling.laws.forms import FORMS, FormFit, fit_form
-from tinygpt.scaling.laws.law import jobs
+from tinygpt.scaling.laws.law import resampling
 
 
 def _points(fit: FormFit, table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -91,8 +91,8 @@ def select_form(
     (``tinygpt.scaling.laws.law.jobs``). (selected form, every report)"""
 
     def fitted_on(name: str, rows: pd.DataFrame) -> FormFit:
-        groups = jobs(rows, unit)
-        return fit_form(name, rows["N"], rows["D"], rows["loss"], bootstrap, seed, groups=groups)
+        draws = resampling(rows, unit)
+        return fit_form(name, rows["N"], rows["D"], rows["loss"], bootstrap, seed, **draws)
 
     unknown = [f for f in forms if f not in FORMS]
     if unknown:

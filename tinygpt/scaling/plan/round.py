@@ -100,7 +100,7 @@ def fitted_form(cfg: DictConfig, table: pd.DataFrame):
     """The form to plan on, fitted to every run with ``plan.bootstrap`` refits."""
     from tinygpt.scaling.laws import selection
     from tinygpt.scaling.laws.forms import FORMS, fit_form
-    from tinygpt.scaling.laws.law import jobs
+    from tinygpt.scaling.laws.law import resampling
 
     name = cfg.plan.form
     if name is None:
@@ -115,7 +115,7 @@ def fitted_form(cfg: DictConfig, table: pd.DataFrame):
         raise TinyGPTError(f"plan.form={name!r}: choose one of {', '.join(FORMS)}")
     fit = fit_form(
         name, table["N"], table["D"], table["loss"], cfg.plan.bootstrap, cfg.fit.bootstrap_seed,
-        groups=jobs(table, cfg.fit.bootstrap_unit),
+        **resampling(table, cfg.fit.bootstrap_unit),
     )  # fmt: skip
     return name, fit
 
