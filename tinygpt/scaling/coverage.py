@@ -14,7 +14,7 @@ single-seed IsoFLOP grids (``grid_study``) from the Epoch AI replication's Chinc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,9 @@ from tinygpt.scaling.allocation.isoflop import isoflop
 from tinygpt.scaling.fit.noise import between_seeds, job_share
 from tinygpt.scaling.laws.forms import FormFit, fit_form
 from tinygpt.scaling.laws.law import resampling
+
+# The Epoch AI replication's fit of Chinchilla's data (shared/scaling-data/README.md).
+EPOCH = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.34781, "beta": 0.36585}
 
 
 @dataclass
@@ -38,7 +41,7 @@ class Rows:
     band_hits: int = 0
     law_hits: int = 0
     points: int = 0
-    a_widths: list[float] | None = None
+    a_widths: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, float | int | str]:
         return {
@@ -82,7 +85,7 @@ def measure(
     c_max = float((6 * design["N"] * design["D"])[fit_rows].max())
     true_a = float(truth.allocation(c_max)[0])
     true_n = truth.n_opt(c_max)
-    out = {u: Rows(u, a_widths=[]) for u in units}
+    out = {u: Rows(u) for u in units}
     for i in range(studies):
         table = draw(truth, design, sigma, shared, rng)
         rows, held = table[fit_rows], table[~fit_rows]
@@ -115,16 +118,11 @@ def measure(
     return list(out.values())
 
 
-# The Epoch AI replication's fit of Chinchilla's data (shared/scaling-data/README.md).
-EPOCH = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.34781, "beta": 0.36585}
-
-
 def main_job_noise(t: pd.DataFrame) -> tuple[float, float]:
+    """A stored main job's seed noise: σ of log loss and the share a job's runs have in common."""
     y = np.log(t["loss"].to_numpy())
-    sigma = between_seeds(t["N"].to_numpy(float), t["D"].to_numpy(float), y)
-    points = (t["N"].astype(str) + "|" + t["D"].astype(str)).to_numpy()
-    share = job_share(points, (t["N"].astype(str) + "|" + t["seed"].astype(str)).to_numpy(), y)
-    return float(sigma), share
+    points = t[["N", "D"]].to_numpy(float)
+    return float(between_seeds(points, y)), job_share(points, t[["N", "seed"]].to_numpy(float), y)
 
 
 def grid_study(rng: np.random.Generator, sigma: float) -> pd.DataFrame:

@@ -26,13 +26,17 @@ class Noise:
     sigma: float
     source: str  # "seeds" (pooled scatter between seeds) or "neighbours" (difference estimator)
 
-    def describe(self) -> str:
-        return f"σ = {self.sigma:.3%} of the loss per run, from the {self.source}"
+
+def _labels(point: np.ndarray) -> np.ndarray:
+    """An integer per distinct point: ``point`` holds a label per run, or a row of values."""
+    return np.unique(np.asarray(point), axis=0, return_inverse=True)[1].ravel()
 
 
-def between_seeds(x: np.ndarray, c: np.ndarray, log_loss: np.ndarray) -> float | None:
-    """Pooled within-(x, c) std of log loss; None where no point has two runs."""
-    keys = np.unique(np.c_[x, c], axis=0, return_inverse=True)[1].ravel()
+def between_seeds(point: np.ndarray, log_loss: np.ndarray) -> float | None:
+    """Pooled within-point std of log loss (``point``: a label or a row of values per run);
+    None where no point has two runs."""
+    keys = _labels(point)
+    log_loss = np.asarray(log_loss, dtype=float)
     ss = dof = 0.0
     for k in np.unique(keys):
         y = log_loss[keys == k]
@@ -74,7 +78,7 @@ def of_runs(x: np.ndarray, group: np.ndarray, loss: np.ndarray) -> Noise | None:
     scatter of each group's profile along ln x (mean log loss per x) about a smooth curve."""
     x, group = np.asarray(x, dtype=float), np.asarray(group, dtype=float)
     y = np.log(np.asarray(loss, dtype=float))
-    seeds = between_seeds(x, group, y)
+    seeds = between_seeds(np.c_[x, group], y)
     if seeds is not None:
         return Noise(seeds, "seeds")
     profiles = []
@@ -92,9 +96,9 @@ def job_share(point: np.ndarray, job: np.ndarray, log_loss: np.ndarray) -> float
     two runs or more), Σ e_i·e_j over pairs of runs of one job at different points, over the
     same pairs' Σ (e_i² + e_j²)/2. Both sums shrink alike by (1 − 1/seeds), so the ratio needs
     no correction. 0 where no job has two such runs."""
-    point, job = np.asarray(point), np.asarray(job)
+    job = _labels(job)
     y = np.asarray(log_loss, dtype=float)
-    _, p_index = np.unique(point, return_inverse=True)
+    p_index = _labels(point)
     counts = np.bincount(p_index)
     e = y - (np.bincount(p_index, y) / counts)[p_index]
     keep = counts[p_index] > 1
@@ -121,18 +125,26 @@ def parametric_draws(
     ``n_params`` counted off), of which the share ``job_share`` is one draw per ``job`` and the
     rest one per run. Also returns the model and the share."""
     y = np.asarray(log_loss, dtype=float)
-    keys = np.unique(np.asarray(point), return_inverse=True)[1].ravel()
-    sigma = between_seeds(keys.astype(float), np.zeros(len(keys)), y)
+    keys = _labels(point)
+    sigma = between_seeds(keys, y)
     if sigma is not None:
         model = Noise(sigma, "seeds")
     else:
         resid = y - fitted
         model = Noise(float(np.sqrt((resid**2).sum() / max(len(y) - n_params, 1))), "residuals")
     share = job_share(keys, job, y) if job is not None else 0.0
-    rng = np.random.default_rng(seed)
-    own = rng.standard_normal((n_boot, len(y)))
-    if job is not None and share > 0:
-        labels, index = np.unique(np.asarray(job), return_inverse=True)
-        shared = rng.standard_normal((n_boot, len(labels)))[:, index.ravel()]
-        own = np.sqrt(share) * shared + np.sqrt(1 - share) * own
-    return fitted[None, :] + model.sigma * own, model, share
+    z = shared_normal(np.random.default_rng(seed), n_boot, job, share, len(y))
+    return fitted[None, :] + model.sigma * z, model, share
+
+
+def shared_normal(
+    rng: np.random.Generator, draws: int, job: np.ndarray | None, share: float, n: int
+) -> np.ndarray:
+    """(draws, n) standard normals of which the share ``share`` of the variance is one draw per
+    ``job`` label (None: every run its own)."""
+    own = rng.standard_normal((draws, n))
+    if job is None or share <= 0:
+        return own
+    index = _labels(job)
+    common = rng.standard_normal((draws, index.max() + 1))[:, index]
+    return np.sqrt(share) * common + np.sqrt(1 - share) * own

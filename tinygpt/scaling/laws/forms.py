@@ -34,7 +34,7 @@ from tinygpt.scaling.fit.batched import (
     huber,
     resample_counts,
 )
-from tinygpt.scaling.fit.noise import Noise, parametric_draws
+from tinygpt.scaling.fit.noise import Noise, between_seeds, parametric_draws
 from tinygpt.scaling.interval import as_json
 from tinygpt.scaling.names import FORMS
 
@@ -309,18 +309,6 @@ class FormFit:
         return float(np.exp(self._ln_n_opt(c, np.atleast_2d(self.theta))[0]))
 
 
-def seed_sigma(N: np.ndarray, D: np.ndarray, loss: np.ndarray) -> float:
-    """Pooled within-configuration std of log loss (0 where no configuration has two seeds)."""
-    import pandas as pd
-
-    df = pd.DataFrame({"N": N, "D": D, "y": np.log(loss)})
-    groups = df.groupby(["N", "D"])["y"]
-    dof = (groups.count() - 1).clip(lower=0)
-    if dof.sum() == 0:
-        return 0.0
-    return float(np.sqrt((groups.var(ddof=1).fillna(0) * dof).sum() / dof.sum()))
-
-
 def fit_form(
     name: str,
     N: np.ndarray,
@@ -373,7 +361,7 @@ def _fit_form(
         best = int(np.nanargmin(np.where(np.isfinite(f), f, np.nan)))
         polished, f_best, _ = batched_bfgs(problem, theta[best][None])
     fitted = FormFit(form, polished[0], float(f_best[0]), centre, len(loss), starts=len(starts))
-    fitted.seed_sigma = seed_sigma(N, D, loss)
+    fitted.seed_sigma = between_seeds(np.c_[N, D], np.log(loss)) or 0.0
     if bootstrap > 0:
         starts = np.broadcast_to(fitted.theta, (bootstrap, len(fitted.theta))).copy()
         counts = draws = None
