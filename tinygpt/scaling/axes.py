@@ -32,9 +32,11 @@ N_TOTAL = "parameters N (embeddings included)"
 
 
 def label(table: pd.DataFrame, x: str) -> str:
-    """The axis label of a table column; N says which parameters it counts."""
+    """The axis label of a table column; N and C say what they count."""
     if x == "N" and table.attrs.get("parameters") == "total":
         return N_TOTAL
+    if x == "C" and table.attrs.get("flops") not in (None, "unstated"):
+        return f"{LABELS['C']} ({table.attrs['flops']} count)"
     return LABELS.get(x, x)
 
 

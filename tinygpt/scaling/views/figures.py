@@ -252,8 +252,9 @@ def isoflop_profiles(analysis: Analysis, out: Path) -> Path | None:
     right.set(
         xscale="log",
         yscale="log",
-        xlabel=LABELS["C"],
-        ylabel="compute-optimal N",
+        xlabel=label(analysis.table, "C"),
+        ylabel="compute-optimal N"
+        + (" (embeddings included)" if analysis.table.attrs.get("parameters") == "total" else ""),
         title="the compute-optimal frontier",
     )
     right.title.set_fontsize(9)
